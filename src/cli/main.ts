@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// The aegis-node command line: `serve` runs the node, `exports` prints how to mount its volumes.
+
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { ConfigError, embeddedDefaultConfig, formatExports, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/index.js'
+import { AegisNode, StartupError } from '../node.js'
+
+const USAGE = `Usage: aegis-node <command> [options]
+
+Commands:
+  serve      Run the node: serve every configured volume over NFSv3 until SIGINT or SIGTERM.
+  exports    Print the kernel mount command and docker volume options for each volume.
+
+Options:
+  --config FILE      Node configuration (YAML). Without it, the embedded default: one read-write
+                     scratch volume of 1 GiB stored in the data directory.
+  --data-dir DIR     Data directory (handle key, audit trail, local volumes); default ./.aegis
+  --nfs-port PORT    TCP port for MOUNT and NFS; default 2049 (0 picks a free port)
+  --nfs-bind ADDR    Address to listen on; default 127.0.0.1
+  --log-level LEVEL  trace, debug, info, warn or error; default info
+  -h, --help         Show this help.
+`
+
+function fail(message: string): never {
+  process.stderr.write(`aegis-node: ${message}\n`)
+  process.exit(2)
+}
+
+function parsePort(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) > 65535) fail(`--nfs-port ${JSON.stringify(value)} is not a port number; give 0 to 65535`)
+  return Number(value)
+}
+
+async function loadConfig(values: Record<string, string | boolean | undefined>): Promise<NodeConfig> {
+  const overrides: ConfigOverrides = {}
+  if (typeof values['data-dir'] === 'string') overrides.dataDir = values['data-dir']
+  const port = parsePort(values['nfs-port'] as string | undefined)
+  if (port !== undefined) overrides.nfsPort = port
+  if (typeof values['nfs-bind'] === 'string') overrides.nfsBind = values['nfs-bind']
+  const configPath = values.config
+  return typeof configPath === 'string' ? loadConfigFile(configPath, overrides) : embeddedDefaultConfig(overrides)
+}
+
+async function serve(config: NodeConfig, logLevel: string): Promise<void> {
+  // Reads and writes run on libuv's thread pool; its default of four threads limits parallel I/O.
+  process.env.UV_THREADPOOL_SIZE ??= '16'
+  const logger = pino({ level: logLevel, base: { node: config.nodeName } })
+  logger.info({ config: config.source, dataDir: config.dataDir, volumes: config.volumes.length }, 'aegis-node starting')
+  const node = new AegisNode(config, logger)
+  await node.start()
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'stopping: no new connections, finishing requests in flight')
+    node.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'stop failed')
+        process.exit(1)
+      }
+    )
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+}
+
+async function main(): Promise<void> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'nfs-port': { type: 'string' },
+        'nfs-bind': { type: 'string' },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    })
+  } catch (error) {
+    fail(`${(error as Error).message}\n\n${USAGE}`)
+  }
+  const { values, positionals } = parsed
+  const command = positionals[0]
+  if (values.help || command === undefined) {
+    process.stdout.write(USAGE)
+    return
+  }
+
+  const logLevel = values['log-level'] as string
+  if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) fail(`--log-level ${JSON.stringify(logLevel)} is not a level; use trace, debug, info, warn or error`)
+
+  try {
+    const config = await loadConfig(values)
+    if (command === 'serve') await serve(config, logLevel)
+    else if (command === 'exports') process.stdout.write(formatExports(config, config.nfs.port))
+    else fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof StartupError) fail(error.message)
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') fail(`the NFS port is already in use: ${(error as Error).message}; stop the other server or choose --nfs-port`)
+    if ((error as NodeJS.ErrnoException).code === 'EACCES') fail(`${(error as Error).message}; ports below 1024 need root or CAP_NET_BIND_SERVICE, or choose --nfs-port`)
+    throw error
+  }
+}
+
+await main()

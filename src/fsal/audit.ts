@@ -1,0 +1,142 @@
+// The audit trail: one StorageEvent per request, written as JSON lines.
+//
+// Events are buffered in memory and appended in batches. The sink never drops an event to keep up:
+// when maxPendingEvents are waiting, record() returns a promise and the request's reply waits for
+// it. Only a failing audit file loses events, and then every lost event is counted, logged and
+// reported by stats().
+
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Logger } from 'pino'
+
+export interface StorageEvent {
+  time: string
+  node: string
+  volume: string | null
+  client: string
+  uid: number
+  gid: number
+  procedure: string
+  path: string | null
+  /** The second path of RENAME and LINK. */
+  target: string | null
+  offset: number | null
+  length: number | null
+  bytes: number | null
+  status: string
+  durationUs: number
+  /** Why AegisFSAL refused a request that tried to leave its volume or forge a handle. */
+  blocked?: string
+}
+
+export interface AuditStats {
+  written: number
+  dropped: number
+  pending: number
+}
+
+const BATCH_BYTES = 256 * 1024
+const SUMMARY_INTERVAL_MS = 60_000
+
+export class AuditSink {
+  private fd = -1
+  private lines: string[] = []
+  private pendingBytes = 0
+  private writing = false
+  private flushScheduled = false
+  private written = 0
+  private dropped = 0
+  private lastSummaryWritten = 0
+  private waiters: Array<() => void> = []
+  private summaryTimer: NodeJS.Timeout | null = null
+
+  constructor(
+    private readonly filePath: string,
+    private readonly maxPendingEvents: number,
+    private readonly logger: Logger
+  ) {}
+
+  async open(): Promise<void> {
+    await fs.promises.mkdir(path.dirname(this.filePath), { recursive: true })
+    this.fd = fs.openSync(this.filePath, 'a', 0o600)
+    this.summaryTimer = setInterval(() => this.logSummary(), SUMMARY_INTERVAL_MS)
+    this.summaryTimer.unref()
+    this.logger.info({ path: this.filePath }, 'audit trail opened')
+  }
+
+  /** Queues one event; returns a promise when the queue is full, which resolves once it drains. */
+  record(event: StorageEvent): Promise<void> | undefined {
+    const line = JSON.stringify(event) + '\n'
+    this.lines.push(line)
+    this.pendingBytes += line.length
+    if (this.pendingBytes >= BATCH_BYTES) this.flush()
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    }
+
+    if (this.lines.length < this.maxPendingEvents) return undefined
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  stats(): AuditStats {
+    return { written: this.written, dropped: this.dropped, pending: this.lines.length }
+  }
+
+  /** Writes every queued event, syncs and closes the file. */
+  async close(): Promise<void> {
+    if (this.summaryTimer) clearInterval(this.summaryTimer)
+    while (this.lines.length > 0 || this.writing) {
+      if (!this.writing) this.flush()
+      await new Promise<void>((resolve) => this.waiters.push(resolve))
+    }
+    if (this.fd >= 0) {
+      fs.fsyncSync(this.fd)
+      fs.closeSync(this.fd)
+      this.fd = -1
+    }
+    this.logger.info(this.stats(), 'audit trail closed')
+  }
+
+  private flush(): void {
+    this.flushScheduled = false
+    if (this.writing || this.lines.length === 0) return
+
+    const batch = this.lines
+    this.lines = []
+    this.pendingBytes = 0
+    this.writing = true
+    const data = Buffer.from(batch.join(''))
+    writeAll(this.fd, data, (error) => {
+      this.writing = false
+      if (error) {
+        this.dropped += batch.length
+        this.logger.error({ err: error, path: this.filePath, lost: batch.length, droppedTotal: this.dropped }, 'audit events could not be written and are lost')
+      } else {
+        this.written += batch.length
+      }
+
+      if (this.lines.length > 0) this.flush()
+      if (this.lines.length < this.maxPendingEvents) {
+        const waiters = this.waiters
+        this.waiters = []
+        for (const resolve of waiters) resolve()
+      }
+    })
+  }
+
+  private logSummary(): void {
+    if (this.written === this.lastSummaryWritten) return
+    this.lastSummaryWritten = this.written
+    this.logger.info(this.stats(), 'audit events written')
+  }
+}
+
+/** Appends all of `data`, continuing after short writes. */
+function writeAll(fd: number, data: Buffer, callback: (error: Error | null) => void): void {
+  fs.write(fd, data, 0, data.length, null, (error, bytesWritten) => {
+    if (error) callback(error)
+    else if (bytesWritten < data.length) writeAll(fd, data.subarray(bytesWritten), callback)
+    else callback(null)
+  })
+}

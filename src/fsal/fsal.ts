@@ -1,0 +1,511 @@
+// AegisFSAL: the security boundary between NFS clients and storage providers.
+//
+// Every operation: (1) verifies the handle and the client's right to the export, (2) checks each
+// name is one safe component, (3) refuses modifications on read-only volumes, (4) holds the volume
+// to its size_limit, (5) calls the provider, and (6) leaves in the RequestContext what the audit
+// trail records. Ownership is squashed: attributes carry no uid/gid from the backend, and a
+// SETATTR that would give a file to anyone but the volume's agent is refused.
+
+import type { Logger } from 'pino'
+import { RequestContext } from './context.js'
+import {
+  AccessDenied,
+  BadHandle,
+  Exists,
+  FsalError,
+  fromErrno,
+  InvalidArgument,
+  IsDirectory,
+  NotDirectory,
+  NotSupported,
+  NotSync,
+  PermissionDenied,
+  ReadOnly,
+  Stale
+} from './errors.js'
+import type { HandleCodec } from './handle.js'
+import { BlockedName, checkName } from './names.js'
+import type { FsalNode } from './node.js'
+import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from './types.js'
+import type { Listing, Volume } from './volume.js'
+
+/** Attributes before and after a change (RFC 1813 wcc_data); either may be unknown. */
+export interface Wcc {
+  before: FileAttributes | null
+  after: FileAttributes | null
+}
+
+export interface NodeResult {
+  node: FsalNode
+  attributes: FileAttributes
+}
+
+export interface CreateArguments {
+  how: CreateMode
+  /** Exclusive create: the client's 8-byte verifier. */
+  verifier?: Buffer
+  /** Unchecked and guarded create: the initial attributes. */
+  attributes?: SetAttributes
+}
+
+// ACCESS3 bits (RFC 1813, section 3.3.4).
+const ACCESS_READ = 0x01
+const ACCESS_LOOKUP = 0x02
+const ACCESS_MODIFY = 0x04
+const ACCESS_EXTEND = 0x08
+const ACCESS_DELETE = 0x10
+const ACCESS_EXECUTE = 0x20
+
+export class AegisFsal {
+  private readonly volumesById = new Map<number, Volume>()
+  private readonly volumesByName = new Map<string, Volume>()
+
+  constructor(
+    readonly nodeName: string,
+    private readonly handles: HandleCodec,
+    volumes: Volume[],
+    private readonly logger: Logger
+  ) {
+    for (const volume of volumes) {
+      if (this.volumesById.has(volume.settings.exportId)) {
+        throw new Error(`volumes ${volume.name} and ${this.volumesById.get(volume.settings.exportId)!.name} have the same export id; rename one`)
+      }
+      this.volumesById.set(volume.settings.exportId, volume)
+      this.volumesByName.set(volume.name, volume)
+    }
+  }
+
+  get volumes(): Volume[] {
+    return [...this.volumesByName.values()]
+  }
+
+  volumeByName(name: string): Volume | undefined {
+    return this.volumesByName.get(name)
+  }
+
+  /** Returns true when `address` may use the volume's export. */
+  clientAllowed(volume: Volume, address: string): boolean {
+    const family = address.includes(':') ? 'ipv6' : 'ipv4'
+    return volume.settings.allowedClients.check(address, family)
+  }
+
+  /** Returns the handle of a node, encoding it on first use. */
+  handleOf(volume: Volume, node: FsalNode): Buffer {
+    node.handle ??= this.handles.encode({ exportId: volume.settings.exportId, fileId: node.fileId, generation: node.generation })
+    return node.handle
+  }
+
+  /** Verifies a client's handle and the client's right to its export; fills ctx.volume and ctx.node. */
+  async resolve(ctx: RequestContext, handle: Buffer): Promise<FsalNode> {
+    let fields
+    try {
+      fields = this.handles.decode(handle)
+    } catch (error) {
+      if (error instanceof BadHandle) ctx.blocked = `forged or altered handle: ${error.message}`
+      throw error
+    }
+
+    const volume = this.volumesById.get(fields.exportId)
+    if (volume === undefined) throw new Stale(`no volume has export id ${fields.exportId}`)
+    ctx.volume = volume
+    if (!this.clientAllowed(volume, ctx.client)) {
+      ctx.blocked = `client ${ctx.client} is not in the allowed_clients of volume ${volume.name}`
+      throw new AccessDenied(ctx.blocked)
+    }
+
+    const node = await volume.resolve(fields.fileId, fields.generation)
+    ctx.node = node
+    return node
+  }
+
+  private volumeOf(ctx: RequestContext): Volume {
+    return ctx.volume!
+  }
+
+  private name(ctx: RequestContext, raw: Buffer): string {
+    try {
+      const name = checkName(raw)
+      ctx.name = name
+      return name
+    } catch (error) {
+      if (error instanceof BlockedName) {
+        ctx.name = JSON.stringify(raw.toString('latin1'))
+        ctx.blocked = error.message
+      }
+      throw error
+    }
+  }
+
+  private requireWritable(ctx: RequestContext): void {
+    const volume = this.volumeOf(ctx)
+    if (volume.settings.readOnly) throw new ReadOnly(`volume ${volume.name} is read-only`)
+  }
+
+  private async directory(ctx: RequestContext, handle: Buffer): Promise<FsalNode> {
+    const dir = await this.resolve(ctx, handle)
+    if (dir.type !== 'dir') throw new NotDirectory(`${dir.path()} is not a directory`)
+    return dir
+  }
+
+  /** Current attributes of a node; Stale nodes are dropped from the table. */
+  async attributes(volume: Volume, node: FsalNode): Promise<FileAttributes> {
+    try {
+      return await volume.provider.getattr(node)
+    } catch (error) {
+      if (error instanceof Stale) volume.forget(node)
+      throw fromErrno(error, `getattr ${node.path()}`)
+    }
+  }
+
+  /** Attributes for a reply after an error: null when they cannot be had. */
+  async attributesOrNull(volume: Volume | null, node: FsalNode | null): Promise<FileAttributes | null> {
+    if (volume === null || node === null) return null
+    try {
+      return await volume.provider.getattr(node)
+    } catch {
+      return null
+    }
+  }
+
+  async getattr(ctx: RequestContext, handle: Buffer): Promise<FileAttributes> {
+    const node = await this.resolve(ctx, handle)
+    return this.attributes(this.volumeOf(ctx), node)
+  }
+
+  async setattr(ctx: RequestContext, handle: Buffer, changes: SetAttributes, guardCtime: { sec: number; nsec: number } | null): Promise<Wcc> {
+    const node = await this.resolve(ctx, handle)
+    const volume = this.volumeOf(ctx)
+    this.requireWritable(ctx)
+    const before = await this.attributes(volume, node)
+    if (guardCtime !== null && (guardCtime.sec !== before.ctimeSec || guardCtime.nsec !== before.ctimeNsec)) {
+      throw new NotSync(`ctime of ${node.path()} changed since the client read it`)
+    }
+    this.checkOwner(volume, changes)
+
+    const sizeBytes = changes.sizeBytes
+    if (sizeBytes !== undefined) {
+      if (before.type === 'dir') throw new IsDirectory(`cannot set the size of directory ${node.path()}`)
+      if (before.type !== 'file') throw new InvalidArgument(`cannot set the size of ${node.path()}: not a regular file`)
+      ctx.length = sizeBytes
+      volume.reserveGrowth(node, before.sizeBytes, sizeBytes)
+    }
+
+    let after: FileAttributes
+    try {
+      after = await volume.provider.setattr(node, changes)
+    } catch (error) {
+      if (sizeBytes !== undefined) volume.settleSize(node, (await this.attributesOrNull(volume, node))?.sizeBytes ?? before.sizeBytes)
+      throw fromErrno(error, `setattr ${node.path()}`)
+    }
+    if (sizeBytes !== undefined) volume.settleSize(node, after.sizeBytes)
+    return { before, after }
+  }
+
+  /** Ownership can only be "changed" to what it already shows: the volume's agent uid and gid. */
+  private checkOwner(volume: Volume, changes: SetAttributes): void {
+    if (changes.uid !== undefined && changes.uid !== volume.settings.uid) {
+      throw new PermissionDenied(`volume ${volume.name} files are owned by uid ${volume.settings.uid}; cannot change the owner to ${changes.uid}`)
+    }
+    if (changes.gid !== undefined && changes.gid !== volume.settings.gid) {
+      throw new PermissionDenied(`volume ${volume.name} files belong to gid ${volume.settings.gid}; cannot change the group to ${changes.gid}`)
+    }
+  }
+
+  async lookup(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer): Promise<NodeResult & { dirAttributes: FileAttributes }> {
+    const dir = await this.directory(ctx, dirHandle)
+    const name = this.name(ctx, rawName)
+    const volume = this.volumeOf(ctx)
+    const attributes = await this.lookupIn(volume, dir, name)
+    const node = volume.nodeFor(dir, name, attributes)
+    return { node, attributes, dirAttributes: await this.attributes(volume, dir) }
+  }
+
+  private async lookupIn(volume: Volume, dir: FsalNode, name: string): Promise<FileAttributes> {
+    try {
+      return await volume.provider.lookup(dir, name)
+    } catch (error) {
+      throw fromErrno(error, `lookup ${name}`)
+    }
+  }
+
+  async access(ctx: RequestContext, handle: Buffer, requested: number): Promise<{ attributes: FileAttributes; granted: number }> {
+    const attributes = await this.getattr(ctx, handle)
+    const volume = this.volumeOf(ctx)
+    // Every caller is squashed to the owner, so the owner bits decide.
+    const owner = (attributes.mode >> 6) & 7
+    let granted = 0
+    if (owner & 4) granted |= ACCESS_READ
+    if (attributes.type === 'dir') {
+      if (owner & 1) granted |= ACCESS_LOOKUP
+      if (owner & 2 && !volume.settings.readOnly) granted |= ACCESS_MODIFY | ACCESS_EXTEND | ACCESS_DELETE
+    } else {
+      if (owner & 1) granted |= ACCESS_EXECUTE
+      if (owner & 2 && !volume.settings.readOnly) granted |= ACCESS_MODIFY | ACCESS_EXTEND
+    }
+    return { attributes, granted: granted & requested }
+  }
+
+  async readlink(ctx: RequestContext, handle: Buffer): Promise<{ attributes: FileAttributes; target: Buffer }> {
+    const node = await this.resolve(ctx, handle)
+    const volume = this.volumeOf(ctx)
+    if (node.type !== 'symlink') throw new InvalidArgument(`${node.path()} is not a symbolic link`)
+    const target = await volume.provider.readlink(node)
+    return { attributes: await this.attributes(volume, node), target }
+  }
+
+  async read(ctx: RequestContext, handle: Buffer, offset: number, count: number): Promise<{ data: Buffer; eof: boolean; attributes: FileAttributes }> {
+    const node = await this.resolve(ctx, handle)
+    ctx.offset = offset
+    ctx.length = count
+    if (node.type === 'dir') throw new IsDirectory(`${node.path()} is a directory`)
+    if (node.type !== 'file') throw new InvalidArgument(`${node.path()} is not a regular file`)
+    const volume = this.volumeOf(ctx)
+    try {
+      const result = await volume.provider.read(node, offset, count)
+      ctx.bytes = result.data.length
+      return result
+    } catch (error) {
+      throw this.staleCheck(volume, node, error, 'read')
+    }
+  }
+
+  private staleCheck(volume: Volume, node: FsalNode, error: unknown, what: string): unknown {
+    if (error instanceof Stale) volume.forget(node)
+    return fromErrno(error, `${what} ${node.path()}`)
+  }
+
+  async write(ctx: RequestContext, handle: Buffer, offset: number, data: Buffer, stable: StableHow): Promise<Wcc & { count: number; committed: StableHow }> {
+    const node = await this.resolve(ctx, handle)
+    ctx.offset = offset
+    ctx.length = data.length
+    this.requireWritable(ctx)
+    if (node.type === 'dir') throw new IsDirectory(`${node.path()} is a directory`)
+    if (node.type !== 'file') throw new InvalidArgument(`${node.path()} is not a regular file`)
+
+    const volume = this.volumeOf(ctx)
+    const before = await this.attributes(volume, node)
+    volume.reserveGrowth(node, before.sizeBytes, offset + data.length)
+    node.pendingWrites++
+    let result
+    try {
+      result = await volume.provider.write(node, offset, data, stable)
+    } catch (error) {
+      node.pendingWrites--
+      volume.settleSize(node, (await this.attributesOrNull(volume, node))?.sizeBytes ?? before.sizeBytes)
+      throw this.staleCheck(volume, node, error, 'write')
+    }
+    node.pendingWrites--
+    volume.settleSize(node, result.attributes.sizeBytes)
+    ctx.bytes = result.count
+    return { before, after: result.attributes, count: result.count, committed: result.committed }
+  }
+
+  async commit(ctx: RequestContext, handle: Buffer): Promise<Wcc> {
+    const node = await this.resolve(ctx, handle)
+    const volume = this.volumeOf(ctx)
+    const before = await this.attributes(volume, node)
+    const after = await volume.provider.commit(node)
+    return { before, after }
+  }
+
+  async create(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, args: CreateArguments): Promise<NodeResult & { dirWcc: Wcc }> {
+    const dir = await this.directory(ctx, dirHandle)
+    const name = this.name(ctx, rawName)
+    this.requireWritable(ctx)
+    const volume = this.volumeOf(ctx)
+    const dirBefore = await this.attributes(volume, dir)
+    const initial = args.attributes ?? {}
+    this.checkOwner(volume, initial)
+    const mode = args.how === 'exclusive' ? 0o600 : (initial.mode ?? 0o644)
+
+    let attributes: FileAttributes
+    try {
+      attributes = await volume.provider.create(dir, name, mode, args.how)
+    } catch (error) {
+      const converted = fromErrno(error, `create ${name}`)
+      if (!(converted instanceof FsalError && converted.code === 'EXIST' && args.how === 'exclusive')) throw converted
+      attributes = await this.exclusiveRetransmission(volume, dir, name, args.verifier!, converted)
+    }
+    volume.touched(dir)
+    const node = volume.nodeFor(dir, name, attributes)
+
+    if (args.how === 'exclusive') {
+      // The verifier is kept in atime and mtime seconds, as Linux knfsd does, so that a
+      // retransmitted exclusive CREATE can be told from a second client's.
+      attributes = await volume.provider.setattr(node, {
+        atime: { kind: 'client', sec: args.verifier!.readUInt32BE(0), nsec: 0 },
+        mtime: { kind: 'client', sec: args.verifier!.readUInt32BE(4), nsec: 0 }
+      })
+    } else if (initial.sizeBytes !== undefined || initial.atime !== undefined || initial.mtime !== undefined) {
+      const changes: SetAttributes = { atime: initial.atime, mtime: initial.mtime }
+      if (initial.sizeBytes !== undefined) {
+        volume.reserveGrowth(node, attributes.sizeBytes, initial.sizeBytes)
+        changes.sizeBytes = initial.sizeBytes
+      }
+      attributes = await volume.provider.setattr(node, changes)
+      volume.settleSize(node, attributes.sizeBytes)
+    }
+    return { node, attributes, dirWcc: { before: dirBefore, after: await this.attributes(volume, dir) } }
+  }
+
+  private async exclusiveRetransmission(volume: Volume, dir: FsalNode, name: string, verifier: Buffer, exists: unknown): Promise<FileAttributes> {
+    const attributes = await this.lookupIn(volume, dir, name)
+    const sameVerifier = attributes.type === 'file' && attributes.atimeSec === verifier.readUInt32BE(0) && attributes.mtimeSec === verifier.readUInt32BE(4)
+    if (!sameVerifier) throw exists
+    return attributes
+  }
+
+  async mkdir(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
+    const dir = await this.directory(ctx, dirHandle)
+    const name = this.name(ctx, rawName)
+    this.requireWritable(ctx)
+    const volume = this.volumeOf(ctx)
+    this.checkOwner(volume, initial)
+    const dirBefore = await this.attributes(volume, dir)
+    let attributes = await volume.provider.mkdir(dir, name, initial.mode ?? 0o755)
+    volume.touched(dir)
+    const node = volume.nodeFor(dir, name, attributes)
+    if (initial.atime !== undefined || initial.mtime !== undefined) {
+      attributes = await volume.provider.setattr(node, { atime: initial.atime, mtime: initial.mtime })
+    }
+    return { node, attributes, dirWcc: { before: dirBefore, after: await this.attributes(volume, dir) } }
+  }
+
+  async symlink(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, target: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
+    const dir = await this.directory(ctx, dirHandle)
+    const name = this.name(ctx, rawName)
+    this.requireWritable(ctx)
+    const volume = this.volumeOf(ctx)
+    this.checkOwner(volume, initial)
+    if (target.length === 0 || target.includes(0)) throw new InvalidArgument('symbolic link target must be non-empty and contain no NUL byte')
+    ctx.target = target.toString('utf8')
+    const dirBefore = await this.attributes(volume, dir)
+    const attributes = await volume.provider.symlink(dir, name, target, initial.mode ?? 0o777)
+    volume.touched(dir)
+    const node = volume.nodeFor(dir, name, attributes)
+    return { node, attributes, dirWcc: { before: dirBefore, after: await this.attributes(volume, dir) } }
+  }
+
+  async mknod(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer): Promise<never> {
+    await this.directory(ctx, dirHandle)
+    this.name(ctx, rawName)
+    this.requireWritable(ctx)
+    throw new NotSupported('MKNOD is not supported: volumes hold only files, directories and symbolic links')
+  }
+
+  async remove(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
+    const dir = await this.directory(ctx, dirHandle)
+    const name = this.name(ctx, rawName)
+    this.requireWritable(ctx)
+    const volume = this.volumeOf(ctx)
+    const before = await this.attributes(volume, dir)
+    const removed = directory ? await volume.provider.rmdir(dir, name) : await volume.provider.remove(dir, name)
+    volume.touched(dir)
+
+    const node = volume.nodes.get(removed.fileId)
+    volume.released(node, removed)
+    if (node !== undefined && (removed.nlink <= 1 || removed.type === 'dir')) volume.forget(node)
+    return { before, after: await this.attributes(volume, dir) }
+  }
+
+  async rename(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {
+    const fromDir = await this.directory(ctx, fromHandle)
+    const fromName = this.name(ctx, fromRaw)
+    const volume = this.volumeOf(ctx)
+    const toCtx = new RequestContext(ctx.client, ctx.uid, ctx.gid, ctx.procedure, ctx.startedAt)
+    const toDir = await this.directory(toCtx, toHandle)
+    const toName = this.name(toCtx, toRaw)
+    ctx.target = toCtx.path()
+    this.sameVolume(ctx, toCtx)
+    this.requireWritable(ctx)
+
+    const fromBefore = await this.attributes(volume, fromDir)
+    const toBefore = fromDir === toDir ? fromBefore : await this.attributes(volume, toDir)
+    const moved = await this.lookupIn(volume, fromDir, fromName)
+    const replaced = await volume.provider.rename(fromDir, fromName, toDir, toName)
+    volume.touched(fromDir)
+    volume.touched(toDir)
+
+    if (replaced !== null && replaced.fileId !== moved.fileId) {
+      const replacedNode = volume.nodes.get(replaced.fileId)
+      volume.released(replacedNode, replaced)
+      if (replacedNode !== undefined && (replaced.nlink <= 1 || replaced.type === 'dir')) volume.forget(replacedNode)
+    }
+    volume.nodeFor(toDir, toName, moved)
+
+    const fromAfter = await this.attributes(volume, fromDir)
+    const toAfter = fromDir === toDir ? fromAfter : await this.attributes(volume, toDir)
+    return { fromWcc: { before: fromBefore, after: fromAfter }, toWcc: { before: toBefore, after: toAfter } }
+  }
+
+  /** Rename and link stay inside one volume; anything else is an attempt to move data across. */
+  private sameVolume(ctx: RequestContext, other: RequestContext): void {
+    if (other.blocked !== null) ctx.blocked = other.blocked
+    if (ctx.volume !== other.volume) {
+      ctx.blocked = `cross-volume operation from ${ctx.volume?.name} to ${other.volume?.name}`
+      throw new FsalError('XDEV', ctx.blocked)
+    }
+  }
+
+  async link(ctx: RequestContext, handle: Buffer, dirHandle: Buffer, rawName: Buffer): Promise<{ attributes: FileAttributes; dirWcc: Wcc }> {
+    const node = await this.resolve(ctx, handle)
+    const volume = this.volumeOf(ctx)
+    const dirCtx = new RequestContext(ctx.client, ctx.uid, ctx.gid, ctx.procedure, ctx.startedAt)
+    const dir = await this.directory(dirCtx, dirHandle)
+    const name = this.name(dirCtx, rawName)
+    ctx.target = dirCtx.path()
+    this.sameVolume(ctx, dirCtx)
+    this.requireWritable(ctx)
+    if (node.type === 'dir') throw new IsDirectory(`cannot hard-link directory ${node.path()}`)
+
+    const dirBefore = await this.attributes(volume, dir)
+    const attributes = await volume.provider.link(node, dir, name)
+    volume.touched(dir)
+    return { attributes, dirWcc: { before: dirBefore, after: await this.attributes(volume, dir) } }
+  }
+
+  /** Starts or continues a directory listing. Entries are then read with entry(). */
+  async readdir(ctx: RequestContext, dirHandle: Buffer, cookie: number, verifier: Buffer): Promise<{ dir: FsalNode; attributes: FileAttributes; listing: Listing }> {
+    const dir = await this.directory(ctx, dirHandle)
+    const volume = this.volumeOf(ctx)
+    const attributes = await this.attributes(volume, dir)
+    const listing = await volume.listing(dir, attributes, cookie, verifier)
+    return { dir, attributes, listing }
+  }
+
+  /**
+   * Returns the entry of a listing at `index`: 0 is ".", 1 is "..", and 2 + i is listing.names[i].
+   * Returns null for a name that was removed since the listing was taken.
+   */
+  async entry(volume: Volume, dir: FsalNode, listing: Listing, index: number): Promise<{ name: string; node: FsalNode; attributes: FileAttributes } | null> {
+    if (index === 0) return { name: '.', node: dir, attributes: await this.attributes(volume, dir) }
+    if (index === 1) {
+      const parent = dir.parent ?? dir
+      return { name: '..', node: parent, attributes: await this.attributes(volume, parent) }
+    }
+
+    const name = listing.names[index - 2]
+    let attributes: FileAttributes
+    try {
+      attributes = await volume.provider.lookup(dir, name)
+    } catch {
+      return null
+    }
+    return { name, node: volume.nodeFor(dir, name, attributes), attributes }
+  }
+
+  /** FSSTAT: the volume's size_limit and usage when it has a limit, the backend's figures otherwise. */
+  async fsstat(ctx: RequestContext, handle: Buffer): Promise<{ attributes: FileAttributes; stat: FsStat }> {
+    const attributes = await this.getattr(ctx, handle)
+    const volume = this.volumeOf(ctx)
+    const stat = await volume.provider.fsstat()
+    const limit = volume.settings.sizeLimitBytes
+    if (limit !== null) {
+      const free = Math.max(0, Math.min(limit - volume.usedBytes, stat.availableBytes))
+      stat.totalBytes = limit
+      stat.freeBytes = free
+      stat.availableBytes = volume.settings.readOnly ? 0 : free
+    }
+    return { attributes, stat }
+  }
+}

@@ -1,0 +1,221 @@
+// One volume behind AegisFSAL: its provider, its node table, its quota and its directory listings.
+
+import { randomBytes } from 'node:crypto'
+import type net from 'node:net'
+import type { Logger } from 'pino'
+import type { StorageProvider } from '../providers/provider.js'
+import { BadCookie, QuotaExceeded, Stale } from './errors.js'
+import { FsalNode } from './node.js'
+import type { FileAttributes } from './types.js'
+
+export interface VolumeSettings {
+  name: string
+  /** The export's fsid; derived from the name so that it is the same after a restart. */
+  exportId: number
+  readOnly: boolean
+  sizeLimitBytes: number | null
+  uid: number
+  gid: number
+  /** Client networks allowed to mount and use this export. */
+  allowedClients: net.BlockList
+}
+
+/** A snapshot of a directory's names; READDIR cookies are positions in it. */
+export interface Listing {
+  verifier: Buffer
+  names: string[]
+  entriesVersion: number
+  mtimeSec: number
+  mtimeNsec: number
+  ctimeSec: number
+  ctimeNsec: number
+}
+
+const LISTINGS_PER_DIRECTORY = 4
+const LISTED_DIRECTORIES_MAX = 256
+const RESCAN_INTERVAL_MS = 2_000
+
+export class Volume {
+  readonly nodes = new Map<number, FsalNode>()
+  root!: FsalNode
+  usedBytes = 0
+  private readonly listings = new Map<FsalNode, Listing[]>()
+  private readonly verifierPrefix = randomBytes(4)
+  private nextListing = 1
+  private lastScanAt = 0
+  private scanning: Promise<void> | null = null
+
+  constructor(
+    readonly settings: VolumeSettings,
+    readonly provider: StorageProvider,
+    private readonly logger: Logger
+  ) {}
+
+  get name(): string {
+    return this.settings.name
+  }
+
+  /** Opens the provider and, for a volume with a size_limit, scans it to learn its usage. */
+  async open(): Promise<void> {
+    const attributes = await this.provider.open()
+    this.root = new FsalNode(attributes.fileId, attributes.generation, 'dir', null, '')
+    this.nodes.set(this.root.fileId, this.root)
+    if (this.settings.sizeLimitBytes !== null) await this.scan()
+  }
+
+  async close(): Promise<void> {
+    await this.provider.close()
+  }
+
+  /** Walks the whole volume: rebuilds the node table and recounts usage. */
+  private async scan(): Promise<void> {
+    const started = Date.now()
+    const counted = new Set<number>()
+    let usedBytes = 0
+    let objects = 0
+    await this.provider.scan(this.root, (parent, name, attributes) => {
+      objects++
+      if (attributes.type === 'file' && !counted.has(attributes.fileId)) {
+        counted.add(attributes.fileId)
+        usedBytes += attributes.sizeBytes
+      }
+      return this.nodeFor(parent, name, attributes)
+    })
+
+    // Writes that ran during the scan already moved usedBytes; only a full recount replaces it.
+    this.usedBytes = usedBytes
+    for (const node of this.nodes.values()) if (node.pendingWrites === 0) node.quotaSizeBytes = -1
+    this.lastScanAt = Date.now()
+    this.logger.info({ volume: this.name, objects, usedBytes, ms: this.lastScanAt - started }, 'volume scanned')
+  }
+
+  /** Returns the node for an object found as `name` in `parent`, creating or re-parenting it. */
+  nodeFor(parent: FsalNode, name: string, attributes: FileAttributes): FsalNode {
+    const existing = this.nodes.get(attributes.fileId)
+    if (existing !== undefined && existing.generation === attributes.generation && existing !== this.root) {
+      existing.parent = parent
+      existing.name = name
+      existing.type = attributes.type
+      return existing
+    }
+    if (existing === this.root) return existing
+
+    if (existing !== undefined) this.forget(existing)
+    const node = new FsalNode(attributes.fileId, attributes.generation, attributes.type, parent, name)
+    this.nodes.set(node.fileId, node)
+    return node
+  }
+
+  /** Drops a node whose object is gone. */
+  forget(node: FsalNode): void {
+    if (node === this.root) return
+    if (this.nodes.get(node.fileId) === node) this.nodes.delete(node.fileId)
+    this.listings.delete(node)
+    this.provider.forget(node)
+  }
+
+  /**
+   * Finds the node of a handle. After a restart the table is empty until a lookup or a scan finds
+   * the object, so an unknown fileId triggers a rescan (at most one every two seconds).
+   */
+  async resolve(fileId: number, generation: number): Promise<FsalNode> {
+    let node = this.nodes.get(fileId)
+    if (node === undefined && Date.now() - this.lastScanAt > RESCAN_INTERVAL_MS) {
+      this.scanning ??= this.scan().finally(() => {
+        this.scanning = null
+      })
+      await this.scanning
+      node = this.nodes.get(fileId)
+    }
+    if (node === undefined || node.generation !== generation) {
+      throw new Stale(`volume ${this.name} has no object with fileid ${fileId}`)
+    }
+    return node
+  }
+
+  // Quota. All checks and updates run synchronously, so concurrent requests cannot both pass a
+  // check that only one of them fits in.
+
+  /** The number of bytes that growing `node` to `endBytes` adds; reserves them or throws QuotaExceeded. */
+  reserveGrowth(node: FsalNode, currentSizeBytes: number, endBytes: number): number {
+    if (node.quotaSizeBytes < 0) node.quotaSizeBytes = currentSizeBytes
+    const growth = Math.max(0, endBytes - node.quotaSizeBytes)
+    const limit = this.settings.sizeLimitBytes
+    if (growth > 0 && limit !== null && this.usedBytes + growth > limit) {
+      throw new QuotaExceeded(
+        `volume ${this.name} would grow to ${this.usedBytes + growth} bytes, over its size_limit of ${limit} bytes`
+      )
+    }
+    this.usedBytes += growth
+    node.quotaSizeBytes += growth
+    return growth
+  }
+
+  /** Sets a file's counted size after it changed (truncate, or a failed write), adjusting usage. */
+  settleSize(node: FsalNode, sizeBytes: number): void {
+    if (node.pendingWrites > 0) return
+    if (node.quotaSizeBytes >= 0) this.usedBytes += sizeBytes - node.quotaSizeBytes
+    node.quotaSizeBytes = sizeBytes
+  }
+
+  /** Accounts for a file that lost its last name. */
+  released(node: FsalNode | undefined, attributes: FileAttributes): void {
+    if (attributes.type !== 'file' || attributes.nlink > 1) return
+    const size = node !== undefined && node.quotaSizeBytes >= 0 ? node.quotaSizeBytes : attributes.sizeBytes
+    this.usedBytes = Math.max(0, this.usedBytes - size)
+  }
+
+  /** Records that a directory's entries changed through this node, so new listings are taken. */
+  touched(dir: FsalNode): void {
+    dir.entriesVersion++
+  }
+
+  // Directory listings.
+
+  /**
+   * Returns the listing a READDIR continues from: a fresh one for cookie 0 when the directory
+   * changed, otherwise the one whose verifier the client sent. Throws BadCookie when that
+   * listing is gone (evicted, or taken before a restart).
+   */
+  async listing(dir: FsalNode, attributes: FileAttributes, cookie: number, verifier: Buffer): Promise<Listing> {
+    const kept = this.listings.get(dir) ?? []
+    if (cookie !== 0) {
+      const found = kept.find((listing) => listing.verifier.equals(verifier))
+      if (found === undefined) throw new BadCookie(`cookie verifier of ${dir.path()} is not current; restart the listing from cookie 0`)
+      return found
+    }
+
+    const newest = kept[kept.length - 1]
+    if (
+      newest !== undefined &&
+      newest.entriesVersion === dir.entriesVersion &&
+      newest.mtimeSec === attributes.mtimeSec &&
+      newest.mtimeNsec === attributes.mtimeNsec &&
+      newest.ctimeSec === attributes.ctimeSec &&
+      newest.ctimeNsec === attributes.ctimeNsec
+    ) {
+      return newest
+    }
+
+    const names = await this.provider.readdir(dir)
+    names.sort()
+    const listingVerifier = Buffer.alloc(8)
+    this.verifierPrefix.copy(listingVerifier, 0)
+    listingVerifier.writeUInt32BE(this.nextListing++ >>> 0, 4)
+    const listing: Listing = {
+      verifier: listingVerifier,
+      names,
+      entriesVersion: dir.entriesVersion,
+      mtimeSec: attributes.mtimeSec,
+      mtimeNsec: attributes.mtimeNsec,
+      ctimeSec: attributes.ctimeSec,
+      ctimeNsec: attributes.ctimeNsec
+    }
+    kept.push(listing)
+    if (kept.length > LISTINGS_PER_DIRECTORY) kept.shift()
+    this.listings.delete(dir)
+    this.listings.set(dir, kept)
+    if (this.listings.size > LISTED_DIRECTORIES_MAX) this.listings.delete(this.listings.keys().next().value as FsalNode)
+    return listing
+  }
+}

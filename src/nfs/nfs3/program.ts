@@ -1,0 +1,127 @@
+// The NFS program, version 3: a flat table of the 22 procedures (RFC 1813, section 3.3) and the
+// one place where each request is timed, mapped to a status and audited.
+
+import type { Logger } from 'pino'
+import type { AuditSink } from '../../fsal/audit.js'
+import { RequestContext } from '../../fsal/context.js'
+import type { RpcCall, RpcProgram } from '../rpc/program.js'
+import { XdrError } from '../xdr.js'
+import { Nfsstat3, nfsStatusOf, statusName } from '../status.js'
+import { access, fsinfo, fsstat, getattr, pathconf, setattr } from './attributes.js'
+import { commit, read, write } from './data.js'
+import { create, link, lookup, mkdir, mknod, readlink, remove, rename, rmdir, symlink } from './names.js'
+import type { NfsServerState, Procedure } from './procedure.js'
+import { readdir, readdirplus } from './readdir.js'
+
+export const NFS_PROGRAM = 100003
+export const NFS_VERSION = 3
+
+const nullProcedure: Procedure = {
+  name: 'NULL',
+  nonIdempotent: false,
+  failureWords: 0,
+  async run() {}
+}
+
+/** Indexed by procedure number. */
+const PROCEDURES: Procedure[] = [
+  nullProcedure,
+  getattr,
+  setattr,
+  lookup,
+  access,
+  readlink,
+  read,
+  write,
+  create,
+  mkdir,
+  symlink,
+  mknod,
+  remove,
+  rmdir,
+  rename,
+  link,
+  readdir,
+  readdirplus,
+  fsstat,
+  fsinfo,
+  pathconf,
+  commit
+]
+
+/** Records one request in the audit trail; returns a promise when the reply must wait for the sink. */
+export function auditRequest(audit: AuditSink, nodeName: string, ctx: RequestContext, status: string): Promise<void> | undefined {
+  const event = {
+    time: new Date().toISOString(),
+    node: nodeName,
+    volume: ctx.volume?.name ?? null,
+    client: ctx.client,
+    uid: ctx.uid,
+    gid: ctx.gid,
+    procedure: ctx.procedure,
+    path: ctx.path(),
+    target: ctx.target,
+    offset: ctx.offset,
+    length: ctx.length,
+    bytes: ctx.bytes,
+    status,
+    durationUs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n),
+    ...(ctx.blocked !== null ? { blocked: ctx.blocked } : {})
+  }
+  return audit.record(event)
+}
+
+export class NfsProgram implements RpcProgram {
+  readonly program = NFS_PROGRAM
+  readonly name = 'nfs'
+  readonly minVersion = NFS_VERSION
+  readonly maxVersion = NFS_VERSION
+  private blockedCount = 0
+
+  constructor(
+    private readonly state: NfsServerState,
+    private readonly audit: AuditSink,
+    private readonly logger: Logger
+  ) {}
+
+  hasProcedure(_version: number, procedure: number): boolean {
+    return procedure < PROCEDURES.length
+  }
+
+  isNonIdempotent(_version: number, procedure: number): boolean {
+    return PROCEDURES[procedure].nonIdempotent
+  }
+
+  async handle(rpc: RpcCall): Promise<void> {
+    const procedure = PROCEDURES[rpc.procedure]
+    const ctx = new RequestContext(rpc.connection.remoteAddress, rpc.credential.uid, rpc.credential.gid, procedure.name, rpc.receivedAt)
+    const resultsOffset = rpc.reply.offset
+    let status = 'OK'
+    try {
+      await procedure.run({ ctx, args: rpc.args, reply: rpc.reply, rpc, state: this.state })
+    } catch (error) {
+      if (error instanceof XdrError) {
+        await auditRequest(this.audit, this.state.fsal.nodeName, ctx, 'GARBAGE_ARGS')
+        throw error
+      }
+
+      let code = nfsStatusOf(error)
+      if (code === undefined) {
+        this.logger.error({ err: error, procedure: procedure.name, volume: ctx.volume?.name, path: ctx.path() }, 'NFS procedure failed')
+        code = Nfsstat3.SERVERFAULT
+      }
+      status = statusName(code)
+      rpc.reply.offset = resultsOffset
+      rpc.payload = null
+      rpc.reply.u32(code)
+      for (let i = 0; i < procedure.failureWords; i++) rpc.reply.u32(0)
+    }
+
+    if (ctx.blocked !== null) {
+      this.blockedCount++
+      this.logger.warn({ client: ctx.client, procedure: procedure.name, volume: ctx.volume?.name, reason: ctx.blocked, blockedTotal: this.blockedCount }, 'request blocked')
+    }
+    const waiting = auditRequest(this.audit, this.state.fsal.nodeName, ctx, status)
+    if (waiting !== undefined) await waiting
+  }
+}

@@ -1,0 +1,92 @@
+// READDIR and READDIRPLUS (RFC 1813, sections 3.3.16 and 3.3.17).
+//
+// A cookie is a position in a snapshot of the directory's names, and the cookie verifier names
+// the snapshot. Entry i (0 ".", 1 "..", then the names in byte order) has cookie i + 1, so a
+// client resuming from cookie c continues at entry c. Snapshots live as long as the directory is
+// unchanged (and a few older ones after a change), so a listing paged with small counts returns
+// every name exactly once.
+
+import { FsalError } from '../../fsal/errors.js'
+import { Nfsstat3 } from '../status.js'
+import { type Procedure, type ProcedureCall, viewOf } from './procedure.js'
+import { readHandle, writePostOpAttr, writePostOpHandle } from './xdr-types.js'
+
+/** status, post_op_attr with fattr3, cookieverf, the end-of-list marker and eof. */
+const RESOK_FIXED_BYTES = 4 + 4 + 84 + 8 + 4 + 4
+const FATTR3_BYTES = 84
+
+function paddedBytes(length: number): number {
+  return (length + 3) & ~3
+}
+
+async function run(call: ProcedureCall, plus: boolean): Promise<void> {
+  const { ctx, args, reply, state } = call
+  const dirHandle = readHandle(args)
+  const cookieBig = args.u64big()
+  const verifier = args.fixed(8)
+  const dirCount = args.u32()
+  const maxCount = plus ? args.u32() : dirCount
+
+  if (cookieBig > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsalError('BAD_COOKIE', `cookie ${cookieBig} was never issued`)
+  const cookie = Number(cookieBig)
+  const { dir, attributes, listing } = await state.fsal.readdir(ctx, dirHandle, cookie, verifier)
+  const volume = ctx.volume!
+  const view = viewOf(volume)
+  const total = listing.names.length + 2
+  if (cookie > total) throw new FsalError('BAD_COOKIE', `cookie ${cookie} is past the end of a listing of ${total} entries`)
+
+  reply.u32(Nfsstat3.OK)
+  writePostOpAttr(reply, attributes, view)
+  reply.fixed(listing.verifier)
+
+  let replyBytes = RESOK_FIXED_BYTES
+  let dirBytes = 0
+  let index = cookie
+  let emitted = 0
+  for (; index < total; index++) {
+    const entry = await state.fsal.entry(volume, dir, listing, index)
+    if (entry === null) continue
+
+    const nameBytes = Buffer.byteLength(entry.name)
+    const entryDirBytes = 8 + 4 + paddedBytes(nameBytes) + 8
+    let entryBytes = 4 + entryDirBytes
+    let handle: Buffer | null = null
+    if (plus) {
+      handle = state.fsal.handleOf(volume, entry.node)
+      entryBytes += 4 + FATTR3_BYTES + 4 + 4 + paddedBytes(handle.length)
+    }
+    if (replyBytes + entryBytes > maxCount || (plus && dirBytes + entryDirBytes > dirCount)) break
+
+    replyBytes += entryBytes
+    dirBytes += entryDirBytes
+    emitted++
+    reply.u32(1)
+    reply.u64(entry.attributes.fileId)
+    reply.string(entry.name)
+    reply.u64(index + 1)
+    if (plus) {
+      writePostOpAttr(reply, entry.attributes, view)
+      writePostOpHandle(reply, handle)
+    }
+  }
+
+  if (emitted === 0 && index < total) {
+    throw new FsalError('TOOSMALL', `count ${maxCount} is too small for one directory entry`)
+  }
+  reply.u32(0)
+  reply.bool(index >= total)
+}
+
+export const readdir: Procedure = {
+  name: 'READDIR',
+  nonIdempotent: false,
+  failureWords: 1,
+  run: (call) => run(call, false)
+}
+
+export const readdirplus: Procedure = {
+  name: 'READDIRPLUS',
+  nonIdempotent: false,
+  failureWords: 1,
+  run: (call) => run(call, true)
+}

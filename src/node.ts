@@ -1,0 +1,153 @@
+// AegisNode: wires the configuration, AegisFSAL, the providers and the NFS endpoint together.
+
+import { createHash, randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import type { Logger } from 'pino'
+import type { NodeConfig, VolumeConfig } from './config/index.js'
+import { mountCommand } from './config/index.js'
+import { AuditSink } from './fsal/audit.js'
+import { AegisFsal } from './fsal/fsal.js'
+import { HandleCodec } from './fsal/handle.js'
+import { Volume } from './fsal/volume.js'
+import { MountProgram } from './nfs/mount.js'
+import { NfsProgram } from './nfs/nfs3/program.js'
+import { RpcServer } from './nfs/rpc/server.js'
+import { LocalHostProvider } from './providers/localhost/provider.js'
+import type { StorageProvider } from './providers/provider.js'
+
+const HANDLE_KEY_FILE = 'handle.key'
+const HANDLE_KEY_BYTES = 32
+/** Largest READ or WRITE; FSINFO advertises it and max_record_bytes must leave room for it. */
+const MAX_TRANSFER_BYTES = 1024 * 1024
+const RECORD_OVERHEAD_BYTES = 4096
+
+/** Thrown when the node cannot start with its configuration; the message says what to change. */
+export class StartupError extends Error {
+  override name = 'StartupError'
+}
+
+/** The export id (fsid) of a volume: a hash of its name, so it survives restarts and reorders. */
+export function exportIdOf(volumeName: string): number {
+  const id = createHash('sha256').update(`aegis-export:${volumeName}`).digest().readUInt32BE(0)
+  return id === 0 ? 1 : id
+}
+
+/** Reads the handle key, creating it on first start. A key others can read would let them forge handles. */
+export function loadHandleKey(dataDir: string): Buffer {
+  const keyPath = path.join(dataDir, HANDLE_KEY_FILE)
+  if (!fs.existsSync(keyPath)) {
+    fs.writeFileSync(keyPath, randomBytes(HANDLE_KEY_BYTES), { mode: 0o600, flag: 'wx' })
+  }
+  const stat = fs.statSync(keyPath)
+  if ((stat.mode & 0o077) !== 0) {
+    throw new StartupError(`${keyPath} has mode ${(stat.mode & 0o777).toString(8)}; it must be readable by its owner only: chmod 600 ${keyPath}`)
+  }
+  const key = fs.readFileSync(keyPath)
+  if (key.length !== HANDLE_KEY_BYTES) throw new StartupError(`${keyPath} holds ${key.length} bytes, expected ${HANDLE_KEY_BYTES}; restore it from a backup or delete it (clients must then mount again)`)
+  return key
+}
+
+function blockListOf(cidrs: string[]): net.BlockList {
+  const list = new net.BlockList()
+  for (const cidr of cidrs) {
+    const [address, prefix] = cidr.split('/')
+    const family = net.isIPv6(address) ? 'ipv6' : 'ipv4'
+    if (prefix === undefined) list.addAddress(address, family)
+    else list.addSubnet(address, Number(prefix), family)
+  }
+  return list
+}
+
+export class AegisNode {
+  private rpc: RpcServer | null = null
+  private audit: AuditSink | null = null
+  private volumes: Volume[] = []
+  address: net.AddressInfo | null = null
+
+  constructor(
+    readonly config: NodeConfig,
+    private readonly logger: Logger
+  ) {}
+
+  private providerFor(volume: VolumeConfig): StorageProvider {
+    const logger = this.logger.child({ component: 'provider:localhost', volume: volume.name })
+    if (volume.type === 'local') {
+      const root = path.join(this.config.dataDir, 'volumes', volume.name)
+      fs.mkdirSync(root, { recursive: true, mode: 0o755 })
+      return new LocalHostProvider({ rootPath: root, logger })
+    }
+    if (volume.type === 'hostPath') {
+      const root = String(volume.config.path)
+      let stat
+      try {
+        stat = fs.statSync(root)
+      } catch {
+        throw new StartupError(`volume ${volume.name}: config.path ${root} does not exist; create the directory or fix the path`)
+      }
+      if (!stat.isDirectory()) throw new StartupError(`volume ${volume.name}: config.path ${root} is not a directory`)
+      return new LocalHostProvider({ rootPath: root, logger })
+    }
+    throw new StartupError(`volume ${volume.name}: type ${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
+  }
+
+  async start(): Promise<net.AddressInfo> {
+    const config = this.config
+    // Check every volume before touching anything, so that one bad volume stops the start cleanly.
+    const providers = config.volumes.map((volume) => this.providerFor(volume))
+
+    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+    const handles = new HandleCodec(loadHandleKey(config.dataDir))
+    this.audit = new AuditSink(config.audit.path, config.audit.maxPendingEvents, this.logger.child({ component: 'audit' }))
+    await this.audit.open()
+
+    const fsalLogger = this.logger.child({ component: 'fsal' })
+    this.volumes = config.volumes.map(
+      (volume, index) =>
+        new Volume(
+          {
+            name: volume.name,
+            exportId: exportIdOf(volume.name),
+            readOnly: volume.accessMode === 'read-only',
+            sizeLimitBytes: volume.sizeLimitBytes,
+            uid: volume.owner.uid,
+            gid: volume.owner.gid,
+            allowedClients: blockListOf(volume.allowedClients)
+          },
+          providers[index],
+          fsalLogger
+        )
+    )
+    for (const volume of this.volumes) await volume.open()
+    const fsal = new AegisFsal(config.nodeName, handles, this.volumes, fsalLogger)
+
+    const nfsLogger = this.logger.child({ component: 'nfs' })
+    const maxTransferBytes = Math.min(MAX_TRANSFER_BYTES, config.nfs.maxRecordBytes - RECORD_OVERHEAD_BYTES)
+    const state = { fsal, writeVerifier: randomBytes(8), maxTransferBytes }
+    const anyClient = blockListOf(config.volumes.flatMap((volume) => volume.allowedClients))
+    this.rpc = new RpcServer({
+      programs: [new MountProgram(fsal, this.audit, nfsLogger), new NfsProgram(state, this.audit, nfsLogger)],
+      logger: nfsLogger,
+      maxRecordBytes: config.nfs.maxRecordBytes,
+      acceptClient: (address) => anyClient.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
+    })
+    this.address = await this.rpc.listen(config.nfs.port, config.nfs.bind)
+
+    this.logger.info({ address: this.address.address, port: this.address.port }, `NFS (MOUNT and NFSv3) listening on ${this.address.address}:${this.address.port}`)
+    for (const volume of config.volumes) {
+      this.logger.info({ volume: volume.name, export: `/${volume.name}` }, mountCommand(config, volume, this.address.port))
+    }
+    return this.address
+  }
+
+  /** Stops accepting, lets calls in flight finish, then flushes the audit trail and closes volumes. */
+  async stop(): Promise<void> {
+    if (this.rpc) await this.rpc.close()
+    for (const volume of this.volumes) await volume.close()
+    if (this.audit) await this.audit.close()
+    this.rpc = null
+    this.audit = null
+    this.logger.info('node stopped')
+  }
+}

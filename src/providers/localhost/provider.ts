@@ -1,0 +1,449 @@
+// LocalHost provider: a volume that is a directory on this host (`hostPath`, and `local` volumes
+// that the node keeps under its data directory).
+//
+// Safety rule: no path is ever resolved from the root of the host. Every object is reached from
+// the volume root's descriptor one component at a time with openat(O_PATH | O_NOFOLLOW), and each
+// node keeps that O_PATH descriptor, so a symlink (made by an agent or on the host) is never
+// followed and a rename of a parent cannot redirect an operation. Data is read and written through
+// a second descriptor reopened from /proc/self/fd/<O_PATH fd>, which reaches the same inode
+// without a path lookup.
+
+import fs from 'node:fs'
+import { isUtf8 } from 'node:buffer'
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import { fromErrno, InvalidArgument, IsDirectory, NotEmpty, Stale } from '../../fsal/errors.js'
+import type { FsalNode } from '../../fsal/node.js'
+import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from '../../fsal/types.js'
+import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
+import {
+  AT_FDCWD,
+  AT_REMOVEDIR,
+  AT_SYMLINK_FOLLOW,
+  AT_SYMLINK_NOFOLLOW,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  UTIME_NOW,
+  UTIME_OMIT,
+  native,
+  statAt,
+  statFd
+} from './native.js'
+
+/** Descriptors kept open for one node. */
+class OpenNode {
+  /** O_PATH descriptor naming exactly this object. */
+  pathFd = -1
+  /** Read-write (or read-only) descriptor of a regular file, opened on first data access. */
+  ioFd = -1
+  ioWritable = false
+  /** Data calls in flight that use ioFd; the node is not closed while this is above zero. */
+  busy = 0
+  /** Set when the node was evicted or forgotten while busy. */
+  closeWhenIdle = false
+}
+
+export interface LocalHostOptions {
+  rootPath: string
+  logger: Logger
+  /** Nodes whose descriptors stay open; the least recently used beyond this are closed. */
+  maxOpenNodes?: number
+}
+
+function procPath(fd: number): string {
+  return `/proc/self/fd/${fd}`
+}
+
+export class LocalHostProvider implements StorageProvider {
+  readonly kind = 'localhost'
+  private rootFd = -1
+  private readonly open_ = new Map<FsalNode, OpenNode>()
+  private readonly maxOpenNodes: number
+  private readonly logger: Logger
+
+  constructor(private readonly options: LocalHostOptions) {
+    this.maxOpenNodes = options.maxOpenNodes ?? 4096
+    this.logger = options.logger
+  }
+
+  async open(): Promise<FileAttributes> {
+    this.rootFd = native.openat(AT_FDCWD, this.options.rootPath, O_PATH | O_DIRECTORY, 0)
+    return statFd(this.rootFd)
+  }
+
+  async close(): Promise<void> {
+    for (const [node, state] of this.open_) {
+      state.closeWhenIdle = true
+      if (state.busy === 0) this.closeState(node, state)
+    }
+    if (this.rootFd >= 0) fs.closeSync(this.rootFd)
+    this.rootFd = -1
+  }
+
+  /** Returns the O_PATH descriptor of a node, opening it from its parent when needed. */
+  private pathFd(node: FsalNode): number {
+    if (node.parent === null) return this.rootFd
+    const cached = this.open_.get(node)
+    if (cached !== undefined && cached.pathFd >= 0) {
+      this.open_.delete(node)
+      this.open_.set(node, cached)
+      return cached.pathFd
+    }
+
+    const parentFd = this.pathFd(node.parent)
+    let fd: number
+    try {
+      fd = native.openat(parentFd, node.name, O_PATH | O_NOFOLLOW, 0)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Stale(`${node.path()} no longer exists`)
+      throw fromErrno(error, `open ${node.path()}`)
+    }
+
+    const attributes = statFd(fd)
+    if (attributes.fileId !== node.fileId || (node.generation !== 0 && attributes.generation !== node.generation)) {
+      fs.closeSync(fd)
+      throw new Stale(`${node.path()} is now another object`)
+    }
+
+    const state = cached ?? new OpenNode()
+    state.pathFd = fd
+    this.open_.set(node, state)
+    this.evictIfNeeded()
+    return fd
+  }
+
+  private evictIfNeeded(): void {
+    if (this.open_.size <= this.maxOpenNodes) return
+    for (const [node, state] of this.open_) {
+      if (this.open_.size <= this.maxOpenNodes) return
+      if (state.busy > 0) continue
+      this.closeState(node, state)
+    }
+  }
+
+  private closeState(node: FsalNode, state: OpenNode): void {
+    if (state.ioFd >= 0) fs.closeSync(state.ioFd)
+    if (state.pathFd >= 0) fs.closeSync(state.pathFd)
+    state.ioFd = -1
+    state.pathFd = -1
+    this.open_.delete(node)
+  }
+
+  /** Returns a data descriptor for a regular file and marks the node busy until release(). */
+  private acquireIo(node: FsalNode, writable: boolean): OpenNode {
+    const pathFd = this.pathFd(node)
+    const state = this.open_.get(node)!
+    if (state.ioFd >= 0 && (state.ioWritable || !writable)) {
+      state.busy++
+      return state
+    }
+
+    let fd: number
+    let isWritable = true
+    try {
+      fd = native.openat(AT_FDCWD, procPath(pathFd), O_RDWR, 0)
+    } catch (error) {
+      if (writable || (error as NodeJS.ErrnoException).code !== 'EACCES') throw fromErrno(error, `open ${node.path()}`)
+      fd = native.openat(AT_FDCWD, procPath(pathFd), O_RDONLY, 0)
+      isWritable = false
+    }
+    if (state.ioFd >= 0) {
+      if (state.busy === 0) fs.closeSync(state.ioFd)
+      else this.logger.debug({ path: node.path() }, 'read-only descriptor replaced while in use')
+    }
+    state.ioFd = fd
+    state.ioWritable = isWritable
+    state.busy++
+    return state
+  }
+
+  private release(node: FsalNode, state: OpenNode): void {
+    state.busy--
+    if (state.busy === 0 && state.closeWhenIdle) this.closeState(node, state)
+  }
+
+  async getattr(node: FsalNode): Promise<FileAttributes> {
+    const attributes = statFd(this.pathFd(node))
+    if (attributes.nlink === 0) {
+      this.forget(node)
+      throw new Stale(`${node.path()} was removed`)
+    }
+    return attributes
+  }
+
+  async lookup(dir: FsalNode, name: string): Promise<FileAttributes> {
+    try {
+      return statAt(this.pathFd(dir), name)
+    } catch (error) {
+      throw fromErrno(error, `lookup ${name} in ${dir.path()}`)
+    }
+  }
+
+  async readdir(dir: FsalNode): Promise<string[]> {
+    const names: string[] = []
+    let skipped = 0
+    for (const raw of native.readdir(this.pathFd(dir))) {
+      if (!isUtf8(raw)) {
+        skipped++
+        continue
+      }
+      names.push(raw.toString('utf8'))
+    }
+    if (skipped > 0) this.logger.warn({ path: dir.path(), skipped }, 'names that are not valid UTF-8 are not listed')
+    return names
+  }
+
+  async read(node: FsalNode, offset: number, length: number): Promise<ReadResult> {
+    const state = this.acquireIo(node, false)
+    try {
+      const buffer = Buffer.allocUnsafe(length)
+      let total = 0
+      while (total < length) {
+        const bytesRead = await readAsync(state.ioFd, buffer, total, length - total, offset + total)
+        if (bytesRead === 0) break
+        total += bytesRead
+      }
+      const attributes = statFd(state.ioFd)
+      return { data: buffer.subarray(0, total), eof: offset + total >= attributes.sizeBytes, attributes }
+    } catch (error) {
+      throw fromErrno(error, `read ${node.path()}`)
+    } finally {
+      this.release(node, state)
+    }
+  }
+
+  async write(node: FsalNode, offset: number, data: Buffer, stable: StableHow): Promise<WriteResult> {
+    const state = this.acquireIo(node, true)
+    try {
+      let total = 0
+      while (total < data.length) {
+        total += await writeAsync(state.ioFd, data, total, data.length - total, offset + total)
+      }
+      if (stable === 2) await fsyncAsync(state.ioFd, false)
+      else if (stable === 1) await fsyncAsync(state.ioFd, true)
+      return { count: total, committed: stable, attributes: statFd(state.ioFd) }
+    } catch (error) {
+      throw fromErrno(error, `write ${node.path()}`)
+    } finally {
+      this.release(node, state)
+    }
+  }
+
+  async commit(node: FsalNode): Promise<FileAttributes> {
+    if (node.type !== 'file') return this.getattr(node)
+    const state = this.acquireIo(node, false)
+    try {
+      await fsyncAsync(state.ioFd, false)
+      return statFd(state.ioFd)
+    } catch (error) {
+      throw fromErrno(error, `commit ${node.path()}`)
+    } finally {
+      this.release(node, state)
+    }
+  }
+
+  async create(dir: FsalNode, name: string, mode: number, how: CreateMode): Promise<FileAttributes> {
+    const dirFd = this.pathFd(dir)
+    const flags = O_CREAT | O_WRONLY | O_NOFOLLOW | (how === 'unchecked' ? 0 : O_EXCL)
+    try {
+      fs.closeSync(native.openat(dirFd, name, flags, mode))
+    } catch (error) {
+      // O_NOFOLLOW on an existing symlink fails with ELOOP; to the client the name exists.
+      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw fromErrno(Object.assign(new Error('name is a symbolic link'), { code: 'EEXIST' }), `create ${name}`)
+      throw fromErrno(error, `create ${name} in ${dir.path()}`)
+    }
+    return statAt(dirFd, name)
+  }
+
+  async mkdir(dir: FsalNode, name: string, mode: number): Promise<FileAttributes> {
+    const dirFd = this.pathFd(dir)
+    try {
+      native.mkdirat(dirFd, name, mode)
+      return statAt(dirFd, name)
+    } catch (error) {
+      throw fromErrno(error, `mkdir ${name} in ${dir.path()}`)
+    }
+  }
+
+  async symlink(dir: FsalNode, name: string, target: Buffer): Promise<FileAttributes> {
+    const dirFd = this.pathFd(dir)
+    try {
+      native.symlinkat(target, dirFd, name)
+      return statAt(dirFd, name)
+    } catch (error) {
+      throw fromErrno(error, `symlink ${name} in ${dir.path()}`)
+    }
+  }
+
+  async readlink(node: FsalNode): Promise<Buffer> {
+    try {
+      return native.readlinkat(this.pathFd(node), '')
+    } catch (error) {
+      throw fromErrno(error, `readlink ${node.path()}`)
+    }
+  }
+
+  async link(node: FsalNode, dir: FsalNode, name: string): Promise<FileAttributes> {
+    const sourceFd = this.pathFd(node)
+    const dirFd = this.pathFd(dir)
+    try {
+      // Linking through the /proc magic link reaches the inode of the O_PATH descriptor without
+      // the CAP_DAC_READ_SEARCH that linkat(AT_EMPTY_PATH) requires.
+      native.linkat(AT_FDCWD, procPath(sourceFd), dirFd, name, AT_SYMLINK_FOLLOW)
+      return statAt(dirFd, name)
+    } catch (error) {
+      throw fromErrno(error, `link ${node.path()} as ${name} in ${dir.path()}`)
+    }
+  }
+
+  async remove(dir: FsalNode, name: string): Promise<FileAttributes> {
+    const dirFd = this.pathFd(dir)
+    try {
+      const attributes = statAt(dirFd, name)
+      if (attributes.type === 'dir') throw new IsDirectory(`${name} in ${dir.path()} is a directory; use RMDIR`)
+      native.unlinkat(dirFd, name, 0)
+      return attributes
+    } catch (error) {
+      throw fromErrno(error, `remove ${name} in ${dir.path()}`)
+    }
+  }
+
+  async rmdir(dir: FsalNode, name: string): Promise<FileAttributes> {
+    const dirFd = this.pathFd(dir)
+    try {
+      const attributes = statAt(dirFd, name)
+      native.unlinkat(dirFd, name, AT_REMOVEDIR)
+      return attributes
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new NotEmpty(`directory ${name} in ${dir.path()} is not empty`)
+      throw fromErrno(error, `rmdir ${name} in ${dir.path()}`)
+    }
+  }
+
+  async rename(fromDir: FsalNode, fromName: string, toDir: FsalNode, toName: string): Promise<FileAttributes | null> {
+    const fromFd = this.pathFd(fromDir)
+    const toFd = this.pathFd(toDir)
+    try {
+      let replaced: FileAttributes | null = null
+      try {
+        replaced = statAt(toFd, toName)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      }
+      native.renameat2(fromFd, fromName, toFd, toName, 0)
+      return replaced
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new NotEmpty(`cannot replace ${toName} in ${toDir.path()}: it is a directory that is not empty`)
+      }
+      throw fromErrno(error, `rename ${fromName} in ${fromDir.path()} to ${toName} in ${toDir.path()}`)
+    }
+  }
+
+  async setattr(node: FsalNode, changes: SetAttributes): Promise<FileAttributes> {
+    const pathFd = this.pathFd(node)
+    try {
+      if (changes.sizeBytes !== undefined) {
+        if (node.type !== 'file') throw new InvalidArgument(`cannot set the size of ${node.path()}: not a regular file`)
+        const state = this.acquireIo(node, true)
+        try {
+          fs.ftruncateSync(state.ioFd, changes.sizeBytes)
+        } finally {
+          this.release(node, state)
+        }
+      }
+
+      // Linux cannot change the mode of a symlink, and its mode is never used; skip it.
+      if (changes.mode !== undefined && node.type !== 'symlink') fs.chmodSync(procPath(pathFd), changes.mode)
+
+      if (changes.atime !== undefined || changes.mtime !== undefined) {
+        const [atimeSec, atimeNsec] = timeArguments(changes.atime)
+        const [mtimeSec, mtimeNsec] = timeArguments(changes.mtime)
+        if (node.type === 'symlink' && node.parent !== null) {
+          native.utimensat(this.pathFd(node.parent), node.name, atimeSec, atimeNsec, mtimeSec, mtimeNsec, AT_SYMLINK_NOFOLLOW)
+        } else {
+          native.utimensat(AT_FDCWD, procPath(pathFd), atimeSec, atimeNsec, mtimeSec, mtimeNsec, 0)
+        }
+      }
+      return statFd(pathFd)
+    } catch (error) {
+      throw fromErrno(error, `setattr ${node.path()}`)
+    }
+  }
+
+  async fsstat(): Promise<FsStat> {
+    const [blockSize, blocks, blocksFree, blocksAvailable, files, filesFree, filesAvailable] = native.fstatvfs(this.rootFd)
+    return {
+      totalBytes: blockSize * blocks,
+      freeBytes: blockSize * blocksFree,
+      availableBytes: blockSize * blocksAvailable,
+      totalFiles: files,
+      freeFiles: filesFree,
+      availableFiles: filesAvailable
+    }
+  }
+
+  async scan(root: FsalNode, visit: ScanVisitor): Promise<void> {
+    let visited = 0
+    const walk = async (dirFd: number, dirNode: FsalNode): Promise<void> => {
+      for (const raw of native.readdir(dirFd)) {
+        if (!isUtf8(raw)) continue
+        const name = raw.toString('utf8')
+        let attributes: FileAttributes
+        try {
+          attributes = statAt(dirFd, raw)
+        } catch {
+          continue // removed while the scan ran
+        }
+        const child = visit(dirNode, name, attributes)
+        if (++visited % 2048 === 0) await yieldToEventLoop()
+        if (attributes.type !== 'dir') continue
+
+        let childFd: number
+        try {
+          childFd = native.openat(dirFd, raw, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0)
+        } catch {
+          continue
+        }
+        try {
+          await walk(childFd, child)
+        } finally {
+          fs.closeSync(childFd)
+        }
+      }
+    }
+    await walk(this.pathFd(root), root)
+  }
+
+  forget(node: FsalNode): void {
+    const state = this.open_.get(node)
+    if (state === undefined) return
+    if (state.busy > 0) state.closeWhenIdle = true
+    else this.closeState(node, state)
+  }
+}
+
+function timeArguments(time: SetAttributes['atime']): [number, number] {
+  if (time === undefined) return [0, UTIME_OMIT]
+  if (time.kind === 'server') return [0, UTIME_NOW]
+  return [time.sec, time.nsec]
+}
+
+function readAsync(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))))
+}
+
+function writeAsync(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buffer, offset, length, position, (error, written) => (error ? reject(error) : resolve(written))))
+}
+
+function fsyncAsync(fd: number, dataOnly: boolean): Promise<void> {
+  return new Promise((resolve, reject) => (dataOnly ? fs.fdatasync : fs.fsync)(fd, (error) => (error ? reject(error) : resolve())))
+}

@@ -1,0 +1,75 @@
+// The contract every storage backend implements (LocalHost today; SeaweedFS, OpenDAL and SEAL
+// behind the same interface).
+//
+// Callers are AegisFSAL only: names are already checked to be single components, the volume's
+// access mode and quota are already enforced, and every node passed in belongs to this provider's
+// volume. A provider never follows a symbolic link while resolving a node or a name. Errors are
+// FsalError subclasses (or errno errors, converted by the caller with fromErrno).
+
+import type { FsalNode } from '../fsal/node.js'
+import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from '../fsal/types.js'
+
+export interface ReadResult {
+  /** The bytes read: fewer than requested only at end of file. Owned by the caller. */
+  data: Buffer
+  eof: boolean
+  attributes: FileAttributes
+}
+
+export interface WriteResult {
+  count: number
+  /** The stability the data reached before the call returned. */
+  committed: StableHow
+  attributes: FileAttributes
+}
+
+/** Called for each object found by scan(); returns the node that stands for it. */
+export type ScanVisitor = (parent: FsalNode, name: string, attributes: FileAttributes) => FsalNode
+
+export interface StorageProvider {
+  readonly kind: string
+
+  /** Opens the backend and returns the root directory's attributes. */
+  open(): Promise<FileAttributes>
+  /** Releases every resource; pending data is flushed first. */
+  close(): Promise<void>
+
+  /** Returns current attributes; Stale when the node's object no longer exists. */
+  getattr(node: FsalNode): Promise<FileAttributes>
+  /** Returns the attributes of `name` in `dir` without following a symlink; NotFound if absent. */
+  lookup(dir: FsalNode, name: string): Promise<FileAttributes>
+  /** Returns every name in `dir` except "." and "..", in no particular order. */
+  readdir(dir: FsalNode): Promise<string[]>
+
+  /** Reads up to `length` bytes at `offset`; may be short only at end of file. */
+  read(node: FsalNode, offset: number, length: number): Promise<ReadResult>
+  /** Writes all of `data` at `offset`, extending the file with zeros across any gap. */
+  write(node: FsalNode, offset: number, data: Buffer, stable: StableHow): Promise<WriteResult>
+  /** Makes every earlier write to the node durable. */
+  commit(node: FsalNode): Promise<FileAttributes>
+
+  /** Creates a regular file; `guarded` and `exclusive` fail with Exists when the name is taken. */
+  create(dir: FsalNode, name: string, mode: number, how: CreateMode): Promise<FileAttributes>
+  mkdir(dir: FsalNode, name: string, mode: number): Promise<FileAttributes>
+  symlink(dir: FsalNode, name: string, target: Buffer, mode: number): Promise<FileAttributes>
+  readlink(node: FsalNode): Promise<Buffer>
+  /** Adds `name` in `dir` as another name of `node`. */
+  link(node: FsalNode, dir: FsalNode, name: string): Promise<FileAttributes>
+  /** Removes a non-directory; returns the attributes it had just before. */
+  remove(dir: FsalNode, name: string): Promise<FileAttributes>
+  /** Removes an empty directory; NotEmpty (and nothing removed) otherwise. */
+  rmdir(dir: FsalNode, name: string): Promise<FileAttributes>
+  /**
+   * Renames atomically, replacing a target of a compatible type (a file by a file, a directory by
+   * an empty directory). Returns the attributes of the replaced target, or null.
+   */
+  rename(fromDir: FsalNode, fromName: string, toDir: FsalNode, toName: string): Promise<FileAttributes | null>
+  /** Applies mode, size and times; ownership never reaches a provider. */
+  setattr(node: FsalNode, changes: SetAttributes): Promise<FileAttributes>
+
+  fsstat(): Promise<FsStat>
+  /** Walks every object below the root, parents before children, calling visit for each. */
+  scan(root: FsalNode, visit: ScanVisitor): Promise<void>
+  /** Drops what the provider keeps for a node that AegisFSAL no longer tracks. */
+  forget(node: FsalNode): void
+}
