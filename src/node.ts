@@ -14,6 +14,7 @@ import { Volume } from './fsal/volume.js'
 import { MountProgram } from './nfs/mount.js'
 import { NfsProgram } from './nfs/nfs3/program.js'
 import { RpcServer } from './nfs/rpc/server.js'
+import { BufferPool } from './providers/buffer-pool.js'
 import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 
@@ -64,6 +65,7 @@ export class AegisNode {
   private rpc: RpcServer | null = null
   private audit: AuditSink | null = null
   private volumes: Volume[] = []
+  private readonly bufferPool = new BufferPool(MAX_TRANSFER_BYTES, 64)
   address: net.AddressInfo | null = null
 
   constructor(
@@ -76,7 +78,7 @@ export class AegisNode {
     if (volume.type === 'local') {
       const root = path.join(this.config.dataDir, 'volumes', volume.name)
       fs.mkdirSync(root, { recursive: true, mode: 0o755 })
-      return new LocalHostProvider({ rootPath: root, logger })
+      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool })
     }
     if (volume.type === 'hostPath') {
       const root = String(volume.config.path)
@@ -87,7 +89,7 @@ export class AegisNode {
         throw new StartupError(`volume ${volume.name}: config.path ${root} does not exist; create the directory or fix the path`)
       }
       if (!stat.isDirectory()) throw new StartupError(`volume ${volume.name}: config.path ${root} is not a directory`)
-      return new LocalHostProvider({ rootPath: root, logger })
+      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool })
     }
     throw new StartupError(`volume ${volume.name}: type ${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
   }

@@ -6,6 +6,10 @@ import { pino } from 'pino'
 import { ConfigError, embeddedDefaultConfig, formatExports, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/index.js'
 import { AegisNode, StartupError } from '../node.js'
 
+// Reads and writes run on libuv's thread pool, whose default of four threads limits parallel I/O.
+// The pool starts on first use, so this must run before anything touches the file system.
+process.env.UV_THREADPOOL_SIZE ??= '16'
+
 const USAGE = `Usage: aegis-node <command> [options]
 
 Commands:
@@ -44,8 +48,6 @@ async function loadConfig(values: Record<string, string | boolean | undefined>):
 }
 
 async function serve(config: NodeConfig, logLevel: string): Promise<void> {
-  // Reads and writes run on libuv's thread pool; its default of four threads limits parallel I/O.
-  process.env.UV_THREADPOOL_SIZE ??= '16'
   const logger = pino({ level: logLevel, base: { node: config.nodeName } })
   logger.info({ config: config.source, dataDir: config.dataDir, volumes: config.volumes.length }, 'aegis-node starting')
   const node = new AegisNode(config, logger)

@@ -37,6 +37,8 @@ export interface AuditStats {
 
 const BATCH_BYTES = 256 * 1024
 const SUMMARY_INTERVAL_MS = 60_000
+/** How long an event may wait for others to share its write; batching keeps audit I/O off the hot path. */
+const FLUSH_DELAY_MS = 20
 
 export class AuditSink {
   private fd = -1
@@ -66,13 +68,13 @@ export class AuditSink {
 
   /** Queues one event; returns a promise when the queue is full, which resolves once it drains. */
   record(event: StorageEvent): Promise<void> | undefined {
-    const line = JSON.stringify(event) + '\n'
+    const line = serializeEvent(event)
     this.lines.push(line)
     this.pendingBytes += line.length
     if (this.pendingBytes >= BATCH_BYTES) this.flush()
     else if (!this.flushScheduled) {
       this.flushScheduled = true
-      setImmediate(() => this.flush())
+      setTimeout(() => this.flush(), FLUSH_DELAY_MS)
     }
 
     if (this.lines.length < this.maxPendingEvents) return undefined
@@ -130,6 +132,42 @@ export class AuditSink {
     this.lastSummaryWritten = this.written
     this.logger.info(this.stats(), 'audit events written')
   }
+}
+
+function jsonString(value: string | null): string {
+  return value === null ? 'null' : JSON.stringify(value)
+}
+
+function jsonNumber(value: number | null): string {
+  return value === null ? 'null' : String(value)
+}
+
+/**
+ * Formats one event as a JSON line with the fields in a fixed order. It gives the same text as
+ * JSON.stringify for these flat records, at a fraction of the cost on the request path.
+ */
+export function serializeEvent(event: StorageEvent): string {
+  let line =
+    `{"time":${jsonString(event.time)},"node":${jsonString(event.node)},"volume":${jsonString(event.volume)}` +
+    `,"client":${jsonString(event.client)},"uid":${event.uid},"gid":${event.gid},"procedure":${jsonString(event.procedure)}` +
+    `,"path":${jsonString(event.path)},"target":${jsonString(event.target)},"offset":${jsonNumber(event.offset)}` +
+    `,"length":${jsonNumber(event.length)},"bytes":${jsonNumber(event.bytes)},"status":${jsonString(event.status)}` +
+    `,"durationUs":${event.durationUs}`
+  if (event.blocked !== undefined) line += `,"blocked":${jsonString(event.blocked)}`
+  return line + '}\n'
+}
+
+let isoMs = 0
+let isoText = ''
+
+/** The current time as an ISO 8601 string, formatted at most once per millisecond. */
+export function isoNow(): string {
+  const now = Date.now()
+  if (now !== isoMs) {
+    isoMs = now
+    isoText = new Date(now).toISOString()
+  }
+  return isoText
 }
 
 /** Appends all of `data`, continuing after short writes. */

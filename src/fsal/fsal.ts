@@ -26,6 +26,7 @@ import {
 import type { HandleCodec } from './handle.js'
 import { BlockedName, checkName } from './names.js'
 import type { FsalNode } from './node.js'
+import type { ReadResult } from '../providers/provider.js'
 import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from './types.js'
 import type { Listing, Volume } from './volume.js'
 
@@ -85,8 +86,7 @@ export class AegisFsal {
 
   /** Returns true when `address` may use the volume's export. */
   clientAllowed(volume: Volume, address: string): boolean {
-    const family = address.includes(':') ? 'ipv6' : 'ipv4'
-    return volume.settings.allowedClients.check(address, family)
+    return volume.clientAllowed(address)
   }
 
   /** Returns the handle of a node, encoding it on first use. */
@@ -253,7 +253,7 @@ export class AegisFsal {
     return { attributes: await this.attributes(volume, node), target }
   }
 
-  async read(ctx: RequestContext, handle: Buffer, offset: number, count: number): Promise<{ data: Buffer; eof: boolean; attributes: FileAttributes }> {
+  async read(ctx: RequestContext, handle: Buffer, offset: number, count: number): Promise<ReadResult> {
     const node = await this.resolve(ctx, handle)
     ctx.offset = offset
     ctx.length = count

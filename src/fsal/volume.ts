@@ -34,12 +34,14 @@ export interface Listing {
 const LISTINGS_PER_DIRECTORY = 4
 const LISTED_DIRECTORIES_MAX = 256
 const RESCAN_INTERVAL_MS = 2_000
+const CLIENT_DECISIONS_MAX = 4096
 
 export class Volume {
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
   usedBytes = 0
   private readonly listings = new Map<FsalNode, Listing[]>()
+  private readonly clientDecisions = new Map<string, boolean>()
   private readonly verifierPrefix = randomBytes(4)
   private nextListing = 1
   private lastScanAt = 0
@@ -53,6 +55,17 @@ export class Volume {
 
   get name(): string {
     return this.settings.name
+  }
+
+  /** Returns true when `address` may use this export; BlockList checks are slow enough to memoize. */
+  clientAllowed(address: string): boolean {
+    let allowed = this.clientDecisions.get(address)
+    if (allowed === undefined) {
+      allowed = this.settings.allowedClients.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
+      if (this.clientDecisions.size >= CLIENT_DECISIONS_MAX) this.clientDecisions.clear()
+      this.clientDecisions.set(address, allowed)
+    }
+    return allowed
   }
 
   /** Opens the provider and, for a volume with a size_limit, scans it to learn its usage. */

@@ -14,6 +14,8 @@ export interface ReadResult {
   data: Buffer
   eof: boolean
   attributes: FileAttributes
+  /** Called once `data` has been sent, so that its memory can be reused. */
+  release: (() => void) | null
 }
 
 export interface WriteResult {

@@ -22,6 +22,7 @@ export const read: Procedure = {
     reply.bool(result.eof)
     reply.u32(result.data.length)
     rpc.payload = result.data
+    rpc.payloadRelease = result.release
   }
 }
 

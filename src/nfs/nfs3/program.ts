@@ -2,7 +2,7 @@
 // one place where each request is timed, mapped to a status and audited.
 
 import type { Logger } from 'pino'
-import type { AuditSink } from '../../fsal/audit.js'
+import { isoNow, type AuditSink, type StorageEvent } from '../../fsal/audit.js'
 import { RequestContext } from '../../fsal/context.js'
 import type { RpcCall, RpcProgram } from '../rpc/program.js'
 import { XdrError } from '../xdr.js'
@@ -51,8 +51,8 @@ const PROCEDURES: Procedure[] = [
 
 /** Records one request in the audit trail; returns a promise when the reply must wait for the sink. */
 export function auditRequest(audit: AuditSink, nodeName: string, ctx: RequestContext, status: string): Promise<void> | undefined {
-  const event = {
-    time: new Date().toISOString(),
+  const event: StorageEvent = {
+    time: isoNow(),
     node: nodeName,
     volume: ctx.volume?.name ?? null,
     client: ctx.client,
@@ -65,9 +65,9 @@ export function auditRequest(audit: AuditSink, nodeName: string, ctx: RequestCon
     length: ctx.length,
     bytes: ctx.bytes,
     status,
-    durationUs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n),
-    ...(ctx.blocked !== null ? { blocked: ctx.blocked } : {})
+    durationUs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n)
   }
+  if (ctx.blocked !== null) event.blocked = ctx.blocked
   return audit.record(event)
 }
 
@@ -113,6 +113,8 @@ export class NfsProgram implements RpcProgram {
       status = statusName(code)
       rpc.reply.offset = resultsOffset
       rpc.payload = null
+      rpc.payloadRelease?.()
+      rpc.payloadRelease = null
       rpc.reply.u32(code)
       for (let i = 0; i < procedure.failureWords; i++) rpc.reply.u32(0)
     }

@@ -26,6 +26,8 @@ export interface RpcCall {
    * opaque length itself; the transport sends the payload and its XDR padding.
    */
   payload: Buffer | null
+  /** Called once the payload has been handed to the kernel, or dropped. */
+  payloadRelease: (() => void) | null
   /** process.hrtime.bigint() when the record was complete. */
   readonly receivedAt: bigint
 }

@@ -100,7 +100,7 @@ export class RpcServer {
   }
 
   /** Runs one complete record and returns its reply, or null when nothing is to be sent. */
-  dispatch(record: Buffer, connection: ConnectionInfo, receivedAt: bigint, send: (reply: Buffer, payload: Buffer | null) => void, done: () => void): void {
+  dispatch(record: Buffer, connection: ConnectionInfo, receivedAt: bigint, send: (reply: Buffer, payload: Buffer | null, release: (() => void) | null) => void, done: () => void): void {
     let header
     const writer = new XdrWriter(256)
     try {
@@ -109,11 +109,11 @@ export class RpcServer {
       const xid = record.length >= 4 ? record.readUInt32BE(0) : 0
       if (error instanceof RpcVersionError) {
         writeDeniedRpcMismatch(writer, xid)
-        send(writer.bytes(), null)
+        send(writer.bytes(), null, null)
       } else if (error instanceof AuthError) {
         this.logger.info({ client: connection.remoteAddress, xid, reason: error.message }, 'call rejected: bad credential')
         writeDeniedAuth(writer, xid, error.stat)
-        send(writer.bytes(), null)
+        send(writer.bytes(), null, null)
       } else {
         this.logger.warn({ client: connection.remoteAddress, err: error }, 'malformed RPC call header; record dropped')
       }
@@ -129,7 +129,7 @@ export class RpcServer {
     const xid = header.xid
     if (!program) {
       writeAcceptedHeader(writer, xid, AcceptStat.PROG_UNAVAIL)
-      send(writer.bytes(), null)
+      send(writer.bytes(), null, null)
       done()
       return
     }
@@ -137,13 +137,13 @@ export class RpcServer {
       writeAcceptedHeader(writer, xid, AcceptStat.PROG_MISMATCH)
       writer.u32(program.minVersion)
       writer.u32(program.maxVersion)
-      send(writer.bytes(), null)
+      send(writer.bytes(), null, null)
       done()
       return
     }
     if (!program.hasProcedure(header.version, header.procedure)) {
       writeAcceptedHeader(writer, xid, AcceptStat.PROC_UNAVAIL)
-      send(writer.bytes(), null)
+      send(writer.bytes(), null, null)
       done()
       return
     }
@@ -156,7 +156,7 @@ export class RpcServer {
       const cached = this.drc.begin(drcKey, checksum)
       if (cached.state === 'done') {
         this.logger.debug({ client: connection.remoteAddress, xid }, 'retransmitted call answered from the duplicate request cache')
-        send(cached.reply, null)
+        send(cached.reply, null, null)
         done()
         return
       }
@@ -179,6 +179,7 @@ export class RpcServer {
       args: new XdrReader(record, header.argsOffset),
       reply: writer,
       payload: null,
+      payloadRelease: null,
       receivedAt
     }
 
@@ -186,6 +187,8 @@ export class RpcServer {
       if (error !== undefined) {
         writer.offset = resultsOffset - 4
         call.payload = null
+        call.payloadRelease?.()
+        call.payloadRelease = null
         if (error instanceof XdrError) {
           writer.u32(AcceptStat.GARBAGE_ARGS)
         } else {
@@ -199,7 +202,7 @@ export class RpcServer {
         if (error === undefined) this.drc.finish(drcKey, checksum, withRecordMark(reply, 0))
         else this.drc.abandon(drcKey, checksum)
       }
-      send(reply, call.payload)
+      send(reply, call.payload, call.payloadRelease)
       done()
     }
 
@@ -257,8 +260,10 @@ class RpcConnection implements ConnectionInfo {
     this.socket.pause()
   }
 
+  /** Sends what is queued, then closes; a client that keeps its side open is cut off after a second. */
   end(): void {
     this.socket.end()
+    setTimeout(() => this.socket.destroy(), 1000).unref()
   }
 
   private onData(chunk: Buffer): void {
@@ -339,15 +344,18 @@ class RpcConnection implements ConnectionInfo {
     this.inFlight++
     this.server.trackCall(1)
     this.updateFlow()
-    this.server.dispatch(record, this, receivedAt, (reply, payload) => this.send(reply, payload), () => {
+    this.server.dispatch(record, this, receivedAt, (reply, payload, release) => this.send(reply, payload, release), () => {
       this.inFlight--
       this.server.trackCall(-1)
       this.updateFlow()
     })
   }
 
-  private send(reply: Buffer, payload: Buffer | null): void {
-    if (this.closed || this.socket.destroyed) return
+  private send(reply: Buffer, payload: Buffer | null, release: (() => void) | null): void {
+    if (this.closed || this.socket.destroyed) {
+      release?.()
+      return
+    }
     const payloadBytes = payload ? (payload.length + 3) & ~3 : 0
     withRecordMark(reply, payloadBytes)
     if (payload === null) {
@@ -357,7 +365,8 @@ class RpcConnection implements ConnectionInfo {
 
     this.socket.cork()
     this.socket.write(reply)
-    if (payload.length > 0) this.socket.write(payload)
+    if (payload.length > 0) this.socket.write(payload, release === null ? undefined : () => release())
+    else release?.()
     if (payloadBytes !== payload.length) this.socket.write(PADDING.subarray(0, payloadBytes - payload.length))
     this.socket.uncork()
   }

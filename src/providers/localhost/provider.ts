@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import { fromErrno, InvalidArgument, IsDirectory, NotEmpty, Stale } from '../../fsal/errors.js'
 import type { FsalNode } from '../../fsal/node.js'
 import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from '../../fsal/types.js'
+import { BufferPool } from '../buffer-pool.js'
 import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
 import {
   AT_FDCWD,
@@ -54,6 +55,8 @@ export interface LocalHostOptions {
   logger: Logger
   /** Nodes whose descriptors stay open; the least recently used beyond this are closed. */
   maxOpenNodes?: number
+  /** Where READ buffers come from; without one each read allocates. */
+  bufferPool?: BufferPool
 }
 
 function procPath(fd: number): string {
@@ -66,10 +69,12 @@ export class LocalHostProvider implements StorageProvider {
   private readonly open_ = new Map<FsalNode, OpenNode>()
   private readonly maxOpenNodes: number
   private readonly logger: Logger
+  private readonly bufferPool: BufferPool
 
   constructor(private readonly options: LocalHostOptions) {
     this.maxOpenNodes = options.maxOpenNodes ?? 4096
     this.logger = options.logger
+    this.bufferPool = options.bufferPool ?? new BufferPool(1024 * 1024, 16)
   }
 
   async open(): Promise<FileAttributes> {
@@ -201,8 +206,8 @@ export class LocalHostProvider implements StorageProvider {
 
   async read(node: FsalNode, offset: number, length: number): Promise<ReadResult> {
     const state = this.acquireIo(node, false)
+    const buffer = this.bufferPool.acquire(length)
     try {
-      const buffer = Buffer.allocUnsafe(length)
       let total = 0
       while (total < length) {
         const bytesRead = await readAsync(state.ioFd, buffer, total, length - total, offset + total)
@@ -210,8 +215,10 @@ export class LocalHostProvider implements StorageProvider {
         total += bytesRead
       }
       const attributes = statFd(state.ioFd)
-      return { data: buffer.subarray(0, total), eof: offset + total >= attributes.sizeBytes, attributes }
+      const release = () => this.bufferPool.release(buffer)
+      return { data: buffer.subarray(0, total), eof: offset + total >= attributes.sizeBytes, attributes, release }
     } catch (error) {
+      this.bufferPool.release(buffer)
       throw fromErrno(error, `read ${node.path()}`)
     } finally {
       this.release(node, state)
