@@ -1,0 +1,20 @@
+// The configuration layer: YAML node configuration, its validation and the printed mount commands.
+
+export { ConfigError } from './errors.js'
+export type { ConfigErrorOptions } from './errors.js'
+export { advertisedHost, formatExports, mountCommand } from './exports.js'
+export { pathsOverlap, workspaceRoot } from './paths.js'
+export { embeddedDefaultConfig, embeddedDefaultSource, embeddedDefaultYaml, loadConfigFile, parseConfigText } from './load.js'
+export type { ParseOptions } from './load.js'
+export { defaults, maxRecordBytesRange, overrideSource, validateConfig } from './schema.js'
+export type {
+  AccessMode,
+  ConfigOverrides,
+  NodeConfig,
+  StorageClass,
+  ValidateOptions,
+  VolumeConfig,
+  VolumeType
+} from './schema.js'
+export { formatSize, parseSize } from './size.js'
+export { accessModes, opendalProviders, storageClasses, volumeTypes } from './volume.js'

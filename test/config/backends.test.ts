@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest'
+
+import { expectConfigError, oneVolume, parse } from './helpers.js'
+
+const field = (key: string) => `volumes[0].${key}`
+
+describe('local config', () => {
+  it('accepts absent config', () => {
+    expect(parse(oneVolume()).volumes[0].config).toEqual({})
+  })
+
+  it('accepts empty config', () => {
+    expect(parse(oneVolume({ config: '{}' })).volumes[0].config).toEqual({})
+  })
+
+  it('rejects any key', () => {
+    expectConfigError(oneVolume({ config: '{path: /srv/data}' }), field('config.path'), 'local volumes take no config keys', '"path"')
+  })
+
+  it('rejects a list', () => {
+    expectConfigError(oneVolume({ config: '[a]' }), field('config'), 'expected a map of keys and values, got a list')
+  })
+})
+
+describe('hostPath config', () => {
+  const hostPath = (config: string | null) => oneVolume({ type: 'hostPath', config })
+
+  it('reads path', () => {
+    expect(parse(hostPath('{path: /mnt/fast-nvme/llama-weights}')).volumes[0].config).toEqual({ path: '/mnt/fast-nvme/llama-weights' })
+  })
+
+  it('rejects missing config', () => {
+    expectConfigError(hostPath(null), field('config.path'), 'missing', 'hostPath volumes need config.path')
+  })
+
+  it('rejects missing path', () => {
+    expectConfigError(hostPath('{}'), field('config.path'), 'missing')
+  })
+
+  const badPaths: Array<[string, string]> = [
+    ['data/weights', 'is not an absolute path'],
+    ['/mnt/../etc', 'contains a "." or ".." segment'],
+    ['/mnt/./data', 'contains a "." or ".." segment'],
+    ['/mnt//data', 'empty segment'],
+    ['/mnt/data/', 'trailing slash'],
+    ['/', 'whole host file system']
+  ]
+  it.each(badPaths)('rejects path %s', (path, fragment) => {
+    expectConfigError(hostPath(`{path: "${path}"}`), field('config.path'), `"${path}"`, fragment)
+  })
+
+  it('rejects numeric path', () => {
+    expectConfigError(hostPath('{path: 5}'), field('config.path'), 'got the number 5')
+  })
+
+  it('rejects unknown key', () => {
+    expectConfigError(hostPath('{path: /srv, readonly: true}'), field('config.readonly'), 'unknown key "readonly"', 'the known keys are path')
+  })
+})
+
+describe('seaweedfs config', () => {
+  const seaweed = (config: string | null) => oneVolume({ type: 'seaweedfs', config })
+
+  it('defaults path from name', () => {
+    expect(parse(seaweed(null)).volumes[0].config).toEqual({ path: '/volumes/data' })
+  })
+
+  it('reads every key', () => {
+    const text = seaweed('{filer_url: "http://127.0.0.1:8888", path: /teams/a, collection: agents, replication: "001"}')
+    expect(parse(text).volumes[0].config).toEqual({
+      filer_url: 'http://127.0.0.1:8888',
+      path: '/teams/a',
+      collection: 'agents',
+      replication: '001'
+    })
+  })
+
+  it('accepts https filer', () => {
+    expect(parse(seaweed('{filer_url: "https://filer.example.internal"}')).volumes[0].config.filer_url).toBe('https://filer.example.internal')
+  })
+
+  it.each(['ftp://filer:21', 'filer:8888', 'not a url', 'http://'])('rejects filer_url %s', (url) => {
+    expectConfigError(seaweed(`{filer_url: "${url}"}`), field('config.filer_url'), `"${url}"`, 'not an http or https URL')
+  })
+
+  it('rejects relative path', () => {
+    expectConfigError(seaweed('{path: volumes/data}'), field('config.path'), '"volumes/data"', 'not an absolute path')
+  })
+
+  it.each(['"01"', '"abc"', '"0001"'])('rejects replication %s', (replication) => {
+    expectConfigError(seaweed(`{replication: ${replication}}`), field('config.replication'), replication, 'three digits')
+  })
+
+  it('rejects unquoted replication', () => {
+    expectConfigError(seaweed('{replication: 001}'), field('config.replication'), 'got the number 1', 'put the value in quotes')
+  })
+
+  it('rejects empty collection', () => {
+    expectConfigError(seaweed('{collection: ""}'), field('config.collection'), 'empty string')
+  })
+
+  it('rejects unknown key', () => {
+    expectConfigError(seaweed('{bucket: x}'), field('config.bucket'), '"bucket"', 'filer_url, path, collection, replication')
+  })
+})
+
+describe('opendal config', () => {
+  const opendal = (config: string | null, provider = 's3') => oneVolume({ type: 'opendal', provider, config })
+
+  it('keeps references unresolved', () => {
+    const text = opendal('{bucket: b, access_key_id: "secret:aws/reader/access-key", region: "env:AWS_REGION"}')
+    expect(parse(text).volumes[0].config).toEqual({
+      bucket: 'b',
+      access_key_id: 'secret:aws/reader/access-key',
+      region: 'env:AWS_REGION'
+    })
+  })
+
+  it('accepts an empty string value', () => {
+    expect(parse(opendal('{root: ""}', 'fs')).volumes[0].config).toEqual({ root: '' })
+  })
+
+  it('rejects a number without showing it', () => {
+    const error = expectConfigError(opendal('{secret_access_key: 123456789}'), field('config.secret_access_key'), 'expected a string, got a number')
+    expect(error.message).not.toContain('123456789')
+  })
+
+  it('rejects a map value', () => {
+    expectConfigError(opendal('{credentials: {a: b}}'), field('config.credentials'), 'expected a string, got a map')
+  })
+
+  it('rejects an empty value', () => {
+    expectConfigError(opendal('{bucket: }'), field('config.bucket'), 'expected a string, got an empty value')
+  })
+
+  it.each(['secret:', 'secret:aws', 'secret:aws/', 'secret:/key'])('rejects reference %s', (reference) => {
+    expectConfigError(opendal(`{access_key_id: "${reference}"}`), field('config.access_key_id'), `"${reference}"`, 'secret:<path>/<key>')
+  })
+
+  it.each(['env:', 'env:1ABC', 'env:AWS-KEY'])('rejects reference %s', (reference) => {
+    expectConfigError(opendal(`{access_key_id: "${reference}"}`), field('config.access_key_id'), `"${reference}"`, 'env:NAME')
+  })
+
+  it('rejects config as a list', () => {
+    expectConfigError(opendal('[bucket]'), field('config'), 'got a list')
+  })
+})
+
+describe('seal config', () => {
+  const seal = (config: string | null) => oneVolume({ type: 'seal', config })
+
+  it('reads both keys', () => {
+    expect(parse(seal('{node_id: node-b, remote_volume_id: vol-1}')).volumes[0].config).toEqual({ node_id: 'node-b', remote_volume_id: 'vol-1' })
+  })
+
+  it('rejects missing config', () => {
+    expectConfigError(seal(null), field('config.node_id'), 'missing')
+  })
+
+  it('rejects missing remote_volume_id', () => {
+    expectConfigError(seal('{node_id: node-b}'), field('config.remote_volume_id'), 'missing')
+  })
+
+  it('rejects empty node_id', () => {
+    expectConfigError(seal('{node_id: "", remote_volume_id: v}'), field('config.node_id'), 'empty string')
+  })
+
+  it('rejects numeric id', () => {
+    expectConfigError(seal('{node_id: 42, remote_volume_id: v}'), field('config.node_id'), 'got the number 42', 'put the value in quotes')
+  })
+
+  it('rejects unknown key', () => {
+    expectConfigError(seal('{node_id: a, remote_volume_id: b, remote_node: c}'), field('config.remote_node'), '"remote_node"', 'node_id, remote_volume_id')
+  })
+})
