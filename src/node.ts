@@ -24,12 +24,12 @@ const HANDLE_KEY_BYTES = 32
 const MAX_TRANSFER_BYTES = 1024 * 1024
 const RECORD_OVERHEAD_BYTES = 4096
 
-/** Thrown when the node cannot start with its configuration; the message says what to change. */
+/** Thrown when the node cannot start with its configuration. The message names what to change. */
 export class StartupError extends Error {
   override name = 'StartupError'
 }
 
-/** The export id (fsid) of a volume: a hash of its name, so it survives restarts and reorders. */
+/** Derives a volume's export id (fsid) from its name, so it survives restarts and reordering. */
 export function exportIdOf(volumeName: string): number {
   const id = createHash('sha256').update(`aegis-export:${volumeName}`).digest().readUInt32BE(0)
   return id === 0 ? 1 : id
@@ -46,7 +46,7 @@ export function loadHandleKey(dataDir: string): Buffer {
     throw new StartupError(`${keyPath} has mode ${(stat.mode & 0o777).toString(8)}; it must be readable by its owner only: chmod 600 ${keyPath}`)
   }
   const key = fs.readFileSync(keyPath)
-  if (key.length !== HANDLE_KEY_BYTES) throw new StartupError(`${keyPath} holds ${key.length} bytes, expected ${HANDLE_KEY_BYTES}; restore it from a backup or delete it (clients must then mount again)`)
+  if (key.length !== HANDLE_KEY_BYTES) throw new StartupError(`${keyPath} contains ${key.length} bytes, expected ${HANDLE_KEY_BYTES}; restore it from a backup or delete it (clients must then mount again)`)
   return key
 }
 
@@ -132,6 +132,7 @@ export class AegisNode {
       programs: [new MountProgram(fsal, this.audit, nfsLogger), new NfsProgram(state, this.audit, nfsLogger)],
       logger: nfsLogger,
       maxRecordBytes: config.nfs.maxRecordBytes,
+      recordPool: new BufferPool(maxTransferBytes + RECORD_OVERHEAD_BYTES, 64),
       acceptClient: (address) => anyClient.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
     })
     this.address = await this.rpc.listen(config.nfs.port, config.nfs.bind)

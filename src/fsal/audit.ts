@@ -25,7 +25,7 @@ export interface StorageEvent {
   bytes: number | null
   status: string
   durationUs: number
-  /** Why AegisFSAL refused a request that tried to leave its volume or forge a handle. */
+  /** Reason AegisFSAL rejected a request that tried to leave its volume or forge a handle. */
   blocked?: string
 }
 

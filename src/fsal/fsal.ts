@@ -1,8 +1,8 @@
 // AegisFSAL: the security boundary between NFS clients and storage providers.
 //
 // Every operation: (1) verifies the handle and the client's right to the export, (2) checks each
-// name is one safe component, (3) refuses modifications on read-only volumes, (4) holds the volume
-// to its size_limit, (5) calls the provider, and (6) leaves in the RequestContext what the audit
+// name is one safe component, (3) rejects modifications on read-only volumes, (4) keeps the volume
+// within its size_limit, (5) calls the provider, and (6) leaves in the RequestContext what the audit
 // trail records. Ownership is squashed: attributes carry no uid/gid from the backend, and a
 // SETATTR that would give a file to anyone but the volume's agent is refused.
 
@@ -331,7 +331,7 @@ export class AegisFsal {
 
     if (args.how === 'exclusive') {
       // The verifier is kept in atime and mtime seconds, as Linux knfsd does, so that a
-      // retransmitted exclusive CREATE can be told from a second client's.
+      // retransmitted exclusive CREATE can be distinguished from a second client's.
       attributes = await volume.provider.setattr(node, {
         atime: { kind: 'client', sec: args.verifier!.readUInt32BE(0), nsec: 0 },
         mtime: { kind: 'client', sec: args.verifier!.readUInt32BE(4), nsec: 0 }

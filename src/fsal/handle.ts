@@ -5,7 +5,7 @@
 //   1      reserved (0)
 //   2..5   export id: the volume's fsid
 //   6..13  fileId of the object inside the volume (an inode number for host directories)
-//   14..21 generation: tells apart two objects that held the same fileId (a birth time)
+//   14..21 generation: distinguishes two objects that had the same fileId (a birth time)
 //   22..37 HMAC-SHA256 of bytes 0..21 under the node's handle key, truncated to 16 bytes
 //
 // Round-trip rule: decode(encode(x)) === x for every export id, fileId and generation below 2^53.

@@ -149,7 +149,7 @@ export class Volume {
   // Quota. All checks and updates run synchronously, so concurrent requests cannot both pass a
   // check that only one of them fits in.
 
-  /** The number of bytes that growing `node` to `endBytes` adds; reserves them or throws QuotaExceeded. */
+  /** Reserves the bytes that growing `node` to `endBytes` adds and returns them; throws QuotaExceeded over the limit. */
   reserveGrowth(node: FsalNode, currentSizeBytes: number, endBytes: number): number {
     if (node.quotaSizeBytes < 0) node.quotaSizeBytes = currentSizeBytes
     const growth = Math.max(0, endBytes - node.quotaSizeBytes)

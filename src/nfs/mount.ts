@@ -147,7 +147,7 @@ export class MountProgram implements RpcProgram {
     ctx.name = null
     if (!this.fsal.clientAllowed(volume, ctx.client)) {
       ctx.blocked = `client ${ctx.client} is not in the allowed_clients of volume ${volume.name}`
-      this.logger.warn({ client: ctx.client, volume: volume.name }, 'MNT refused: client not allowed')
+      this.logger.warn({ client: ctx.client, volume: volume.name }, 'MNT rejected: client address is not in allowed_clients')
       return { status: MountStat.ACCES, handle: null }
     }
 

@@ -42,7 +42,7 @@ export interface RpcProgram {
   isNonIdempotent(version: number, procedure: number): boolean
   /**
    * Decodes the arguments, runs the procedure and writes its results to `call.reply`. Throws
-   * XdrError when the arguments cannot be decoded, which the transport answers with GARBAGE_ARGS.
+   * XdrError when the arguments cannot be decoded, and the transport then replies GARBAGE_ARGS.
    */
   handle(call: RpcCall): void | Promise<void>
 }

@@ -1,12 +1,13 @@
 // ONC RPC over TCP with record marking (RFC 5531, section 11).
 //
-// Each connection reads records as they arrive and dispatches every complete record at once, so
-// a client may keep many calls in flight on one connection; replies go out in completion order.
-// A record that fits inside one received chunk is parsed in place without a copy.
+// Each connection dispatches every complete record as soon as it arrives, so a client may keep
+// many calls in flight on one connection. Replies go out in completion order. A record that fits
+// inside one received chunk is parsed in place without a copy.
 
 import net from 'node:net'
 import type { Logger } from 'pino'
 import { XdrError, XdrReader, XdrWriter } from '../xdr.js'
+import { BufferPool } from '../../providers/buffer-pool.js'
 import { DuplicateRequestCache } from './drc.js'
 import {
   AcceptStat,
@@ -34,6 +35,8 @@ export interface RpcServerOptions {
   duplicateCacheEntries?: number
   /** Returns false for a client address that may not connect at all. */
   acceptClient?: (address: string) => boolean
+  /** Reuses the buffers that large records spanning several socket reads are assembled in. */
+  recordPool?: BufferPool
 }
 
 export class RpcServer {
@@ -155,7 +158,7 @@ export class RpcServer {
       checksum = DuplicateRequestCache.checksum(record, header.argsOffset)
       const cached = this.drc.begin(drcKey, checksum)
       if (cached.state === 'done') {
-        this.logger.debug({ client: connection.remoteAddress, xid }, 'retransmitted call answered from the duplicate request cache')
+        this.logger.debug({ client: connection.remoteAddress, xid }, 'retransmitted call: reply sent again from the duplicate request cache')
         send(cached.reply, null, null)
         done()
         return
@@ -237,6 +240,9 @@ class RpcConnection implements ConnectionInfo {
   private reading = true
   private readonly maxInFlight: number
   private readonly maxRecordBytes: number
+  private readonly recordPool: BufferPool | null
+  /** The pooled buffer behind the fragment consume() returned last, if it came from the pool. */
+  private pooledFragment: Buffer | null = null
 
   constructor(
     private readonly server: RpcServer,
@@ -247,6 +253,7 @@ class RpcConnection implements ConnectionInfo {
     this.remotePort = socket.remotePort ?? 0
     this.maxInFlight = server.options.maxInFlightPerConnection ?? 128
     this.maxRecordBytes = server.options.maxRecordBytes
+    this.recordPool = server.options.recordPool ?? null
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('drain', () => this.updateFlow())
     socket.on('error', (error) => server.logger.debug({ err: error, client: this.remoteAddress }, 'connection error'))
@@ -289,8 +296,11 @@ class RpcConnection implements ConnectionInfo {
 
       this.consume(4)
       const fragment = this.consume(fragmentBytes)
+      let pooled = this.pooledFragment
+      this.pooledFragment = null
       if ((header & LAST_FRAGMENT) === 0) {
-        this.recordParts.push(fragment)
+        this.recordParts.push(pooled === null ? fragment : Buffer.from(fragment))
+        if (pooled !== null) this.recordPool!.release(pooled)
         this.recordBytes += fragmentBytes
         continue
       }
@@ -301,8 +311,10 @@ class RpcConnection implements ConnectionInfo {
         record = Buffer.concat(this.recordParts, this.recordBytes + fragmentBytes)
         this.recordParts = []
         this.recordBytes = 0
+        if (pooled !== null) this.recordPool!.release(pooled)
+        pooled = null
       }
-      this.startCall(record, receivedAt)
+      this.startCall(record, receivedAt, pooled)
       if (!this.reading || this.closed) return
     }
   }
@@ -327,7 +339,13 @@ class RpcConnection implements ConnectionInfo {
       return first
     }
 
-    const out = Buffer.allocUnsafe(bytes)
+    let out: Buffer
+    if (this.recordPool !== null && bytes <= this.recordPool.bufferBytes && bytes >= this.recordPool.bufferBytes / 4) {
+      this.pooledFragment = this.recordPool.acquire(bytes)
+      out = this.pooledFragment.subarray(0, bytes)
+    } else {
+      out = Buffer.allocUnsafe(bytes)
+    }
     let filled = 0
     while (filled < bytes) {
       const chunk = this.chunks[0]
@@ -340,11 +358,13 @@ class RpcConnection implements ConnectionInfo {
     return out
   }
 
-  private startCall(record: Buffer, receivedAt: bigint): void {
+  /** Dispatches a record; a pooled record buffer goes back to the pool once the call is done with it. */
+  private startCall(record: Buffer, receivedAt: bigint, pooled: Buffer | null): void {
     this.inFlight++
     this.server.trackCall(1)
     this.updateFlow()
     this.server.dispatch(record, this, receivedAt, (reply, payload, release) => this.send(reply, payload, release), () => {
+      if (pooled !== null) this.recordPool!.release(pooled)
       this.inFlight--
       this.server.trackCall(-1)
       this.updateFlow()

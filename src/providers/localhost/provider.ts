@@ -55,7 +55,7 @@ export interface LocalHostOptions {
   logger: Logger
   /** Nodes whose descriptors stay open; the least recently used beyond this are closed. */
   maxOpenNodes?: number
-  /** Where READ buffers come from; without one each read allocates. */
+  /** Source of READ buffers; without one, each read allocates its own. */
   bufferPool?: BufferPool
 }
 
