@@ -31,7 +31,7 @@ export type ArgsWriter = (w: XdrWriter) => void
 const AUTH_SYS_ROOT: Credential = { flavor: 1, uid: 0, gid: 0, gids: [], machineName: 'test' }
 
 export class RpcClient {
-  private buffered = Buffer.alloc(0)
+  private buffered: Buffer = Buffer.alloc(0)
   private parts: Buffer[] = []
   private waiting = new Map<number, (reply: RpcReply) => void>()
   private nextXid = Math.floor(Math.random() * 0x7fff_ffff)
