@@ -41,6 +41,15 @@ export interface NodeResult {
   attributes: FileAttributes
 }
 
+export interface DirectoryPage {
+  dir: FsalNode
+  attributes: FileAttributes
+  parent: FsalNode
+  parentAttributes: FileAttributes
+  listing: Listing
+  entries: Array<FileAttributes | null>
+}
+
 export interface CreateArguments {
   how: CreateMode
   /** Exclusive create: the client's 8-byte verifier. */
@@ -136,9 +145,11 @@ export class AegisFsal {
     }
   }
 
+  /** Rejects modifications on read-only volumes, and marks one as started for the attribute caches. */
   private requireWritable(ctx: RequestContext): void {
     const volume = this.volumeOf(ctx)
     if (volume.settings.readOnly) throw new ReadOnly(`volume ${volume.name} is read-only`)
+    volume.modifications++
   }
 
   private async directory(ctx: RequestContext, handle: Buffer): Promise<FsalNode> {
@@ -464,34 +475,25 @@ export class AegisFsal {
     return { attributes, dirWcc: { before: dirBefore, after: await this.attributes(volume, dir) } }
   }
 
-  /** Starts or continues a directory listing. Entries are then read with entry(). */
-  async readdir(ctx: RequestContext, dirHandle: Buffer, cookie: number, verifier: Buffer): Promise<{ dir: FsalNode; attributes: FileAttributes; listing: Listing }> {
+  /**
+   * Starts or continues a directory listing. Entry i of the listing is "." for 0, ".." for 1 and
+   * listing.names[i - 2] after that; `entries` has the attributes of the names (null for a name
+   * removed since the listing was taken), and entries are turned into nodes with entryNode().
+   */
+  async readdir(ctx: RequestContext, dirHandle: Buffer, cookie: number, verifier: Buffer): Promise<DirectoryPage> {
     const dir = await this.directory(ctx, dirHandle)
     const volume = this.volumeOf(ctx)
     const attributes = await this.attributes(volume, dir)
     const listing = await volume.listing(dir, attributes, cookie, verifier)
-    return { dir, attributes, listing }
+    const parent = dir.parent ?? dir
+    const parentAttributes = parent === dir ? attributes : await this.attributes(volume, parent)
+    const entries = await volume.cachedEntries(dir, listing)
+    return { dir, attributes, parent, parentAttributes, listing, entries }
   }
 
-  /**
-   * Returns the entry of a listing at `index`: 0 is ".", 1 is "..", and 2 + i is listing.names[i].
-   * Returns null for a name that was removed since the listing was taken.
-   */
-  async entry(volume: Volume, dir: FsalNode, listing: Listing, index: number): Promise<{ name: string; node: FsalNode; attributes: FileAttributes } | null> {
-    if (index === 0) return { name: '.', node: dir, attributes: await this.attributes(volume, dir) }
-    if (index === 1) {
-      const parent = dir.parent ?? dir
-      return { name: '..', node: parent, attributes: await this.attributes(volume, parent) }
-    }
-
-    const name = listing.names[index - 2]
-    let attributes: FileAttributes
-    try {
-      attributes = await volume.provider.lookup(dir, name)
-    } catch {
-      return null
-    }
-    return { name, node: volume.nodeFor(dir, name, attributes), attributes }
+  /** Returns the node of a listed name, creating it in the node table if needed. */
+  entryNode(volume: Volume, dir: FsalNode, name: string, attributes: FileAttributes): FsalNode {
+    return volume.nodeFor(dir, name, attributes)
   }
 
   /** FSSTAT: the volume's size_limit and usage when it has a limit, the backend's figures otherwise. */

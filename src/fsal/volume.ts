@@ -24,6 +24,10 @@ export interface VolumeSettings {
 export interface Listing {
   verifier: Buffer
   names: string[]
+  /** Attributes of `names`, taken together for READDIRPLUS pages; see Volume.cachedEntries. */
+  entryAttributes: Array<FileAttributes | null> | null
+  entryAttributesAtMs: number
+  entryAttributesModifications: number
   entriesVersion: number
   mtimeSec: number
   mtimeNsec: number
@@ -35,11 +39,14 @@ const LISTINGS_PER_DIRECTORY = 4
 const LISTED_DIRECTORIES_MAX = 256
 const RESCAN_INTERVAL_MS = 2_000
 const CLIENT_DECISIONS_MAX = 4096
+const ENTRY_ATTRIBUTES_TTL_MS = 1_000
 
 export class Volume {
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
   usedBytes = 0
+  /** Bumped when a modifying request starts and when it ends; cached entry attributes check it. */
+  modifications = 0
   private readonly listings = new Map<FsalNode, Listing[]>()
   private readonly clientDecisions = new Map<string, boolean>()
   private readonly verifierPrefix = randomBytes(4)
@@ -186,6 +193,27 @@ export class Volume {
   // Directory listings.
 
   /**
+   * Returns the attributes of a listing's names, statting them all at once and reusing them for
+   * the following pages. They are reused only while no modifying request has started or ended on
+   * the volume and for at most ENTRY_ATTRIBUTES_TTL_MS, so changes made through this node always
+   * show.
+   * NOTE: a change made directly on the host can take up to ENTRY_ATTRIBUTES_TTL_MS to show in
+   * READDIRPLUS, like the attribute cache of an NFS client.
+   */
+  async cachedEntries(dir: FsalNode, listing: Listing): Promise<Array<FileAttributes | null>> {
+    const now = Date.now()
+    const fresh = listing.entryAttributes !== null && now - listing.entryAttributesAtMs < ENTRY_ATTRIBUTES_TTL_MS && listing.entryAttributesModifications === this.modifications
+    if (fresh) return listing.entryAttributes!
+
+    const modifications = this.modifications
+    const attributes = await this.provider.lookupAll(dir, listing.names)
+    listing.entryAttributes = attributes
+    listing.entryAttributesAtMs = now
+    listing.entryAttributesModifications = modifications
+    return attributes
+  }
+
+  /**
    * Returns the listing a READDIR continues from: a fresh one for cookie 0 when the directory
    * changed, otherwise the one whose verifier the client sent. Throws BadCookie when that
    * listing is gone (evicted, or taken before a restart).
@@ -218,6 +246,9 @@ export class Volume {
     const listing: Listing = {
       verifier: listingVerifier,
       names,
+      entryAttributes: null,
+      entryAttributesAtMs: 0,
+      entryAttributesModifications: 0,
       entriesVersion: dir.entriesVersion,
       mtimeSec: attributes.mtimeSec,
       mtimeNsec: attributes.mtimeNsec,

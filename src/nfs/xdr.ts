@@ -94,6 +94,11 @@ export class XdrWriter {
     this.offset = reservedBytes
   }
 
+  /** Makes room for `bytes` more bytes at once, to avoid growing step by step. */
+  reserve(bytes: number): void {
+    this.ensure(bytes)
+  }
+
   private ensure(bytes: number): void {
     if (this.offset + bytes <= this.buffer.length) return
     let size = this.buffer.length * 2
@@ -105,8 +110,13 @@ export class XdrWriter {
 
   u32(value: number): void {
     this.ensure(4)
-    this.buffer.writeUInt32BE(value >>> 0, this.offset)
-    this.offset += 4
+    const buffer = this.buffer
+    const offset = this.offset
+    buffer[offset] = value >>> 24
+    buffer[offset + 1] = value >>> 16
+    buffer[offset + 2] = value >>> 8
+    buffer[offset + 3] = value
+    this.offset = offset + 4
   }
 
   i32(value: number): void {
@@ -121,11 +131,9 @@ export class XdrWriter {
 
   /** Writes a non-negative integer below 2^53 as an unsigned 64-bit value. */
   u64(value: number): void {
-    this.ensure(8)
     const high = Math.floor(value / TWO_POW_32)
-    this.buffer.writeUInt32BE(high >>> 0, this.offset)
-    this.buffer.writeUInt32BE((value - high * TWO_POW_32) >>> 0, this.offset + 4)
-    this.offset += 8
+    this.u32(high)
+    this.u32(value - high * TWO_POW_32)
   }
 
   u64big(value: bigint): void {
@@ -139,7 +147,7 @@ export class XdrWriter {
     const padded = (data.length + 3) & ~3
     this.ensure(padded)
     this.buffer.set(data, this.offset)
-    this.buffer.fill(0, this.offset + data.length, this.offset + padded)
+    for (let i = this.offset + data.length; i < this.offset + padded; i++) this.buffer[i] = 0
     this.offset += padded
   }
 
@@ -154,7 +162,7 @@ export class XdrWriter {
     const padded = (length + 3) & ~3
     this.ensure(padded)
     this.buffer.write(value, this.offset, 'utf8')
-    this.buffer.fill(0, this.offset + length, this.offset + padded)
+    for (let i = this.offset + length; i < this.offset + padded; i++) this.buffer[i] = 0
     this.offset += padded
   }
 

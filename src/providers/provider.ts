@@ -42,6 +42,8 @@ export interface StorageProvider {
   lookup(dir: FsalNode, name: string): Promise<FileAttributes>
   /** Returns every name in `dir` except "." and "..", in no particular order. */
   readdir(dir: FsalNode): Promise<string[]>
+  /** Returns the attributes of each name in `dir` (no symlink followed), null for a name that is gone. */
+  lookupAll(dir: FsalNode, names: readonly string[]): Promise<Array<FileAttributes | null>>
 
   /** Reads up to `length` bytes at `offset`; may be short only at end of file. */
   read(node: FsalNode, offset: number, length: number): Promise<ReadResult>

@@ -29,6 +29,7 @@ export const read: Procedure = {
 export const write: Procedure = {
   name: 'WRITE',
   nonIdempotent: false,
+  modifies: true,
   failureWords: 2,
   async run({ ctx, args, reply, state }) {
     const handle = readHandle(args)

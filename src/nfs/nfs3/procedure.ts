@@ -27,6 +27,8 @@ export interface Procedure {
   name: string
   /** True when repeating the call could change its result (the duplicate request cache keeps these). */
   nonIdempotent: boolean
+  /** True when the call can change the volume. */
+  modifies?: boolean
   /** How many zero words follow the status in a failure reply (empty post_op_attr and wcc_data). */
   failureWords: number
   /** Decodes the arguments, calls AegisFSAL and writes NFS3_OK and the results. */

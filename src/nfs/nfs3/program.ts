@@ -119,6 +119,11 @@ export class NfsProgram implements RpcProgram {
       for (let i = 0; i < procedure.failureWords; i++) rpc.reply.u32(0)
     }
 
+    // The end of a modification, as requireWritable marked its start; cached attributes check both.
+    if (procedure.modifies === true || procedure.nonIdempotent) {
+      if (ctx.volume !== null) ctx.volume.modifications++
+    }
+
     if (ctx.blocked !== null) {
       this.blockedCount++
       this.logger.warn({ client: ctx.client, procedure: procedure.name, volume: ctx.volume?.name, reason: ctx.blocked, blockedTotal: this.blockedCount }, 'request blocked')

@@ -7,6 +7,8 @@
 // every name exactly once.
 
 import { FsalError } from '../../fsal/errors.js'
+import type { FsalNode } from '../../fsal/node.js'
+import type { FileAttributes } from '../../fsal/types.js'
 import { Nfsstat3 } from '../status.js'
 import { type Procedure, type ProcedureCall, viewOf } from './procedure.js'
 import { readHandle, writePostOpAttr, writePostOpHandle } from './xdr-types.js'
@@ -14,6 +16,8 @@ import { readHandle, writePostOpAttr, writePostOpHandle } from './xdr-types.js'
 /** status, post_op_attr with fattr3, cookieverf, the end-of-list marker and eof. */
 const RESOK_FIXED_BYTES = 4 + 4 + 84 + 8 + 4 + 4
 const FATTR3_BYTES = 84
+/** Upper bound on the reply buffer allocated up front; a client may ask for far larger pages. */
+const MAX_REPLY_PREALLOCATION_BYTES = 1024 * 1024
 
 function paddedBytes(length: number): number {
   return (length + 3) & ~3
@@ -29,14 +33,16 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
 
   if (cookieBig > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsalError('BAD_COOKIE', `cookie ${cookieBig} was never issued`)
   const cookie = Number(cookieBig)
-  const { dir, attributes, listing } = await state.fsal.readdir(ctx, dirHandle, cookie, verifier)
+  const page = await state.fsal.readdir(ctx, dirHandle, cookie, verifier)
+  const { dir, listing, entries } = page
   const volume = ctx.volume!
   const view = viewOf(volume)
   const total = listing.names.length + 2
   if (cookie > total) throw new FsalError('BAD_COOKIE', `cookie ${cookie} is past the end of a listing of ${total} entries`)
 
+  reply.reserve(Math.min(maxCount, MAX_REPLY_PREALLOCATION_BYTES))
   reply.u32(Nfsstat3.OK)
-  writePostOpAttr(reply, attributes, view)
+  writePostOpAttr(reply, page.attributes, view)
   reply.fixed(listing.verifier)
 
   let replyBytes = RESOK_FIXED_BYTES
@@ -44,15 +50,31 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
   let index = cookie
   let emitted = 0
   for (; index < total; index++) {
-    const entry = await state.fsal.entry(volume, dir, listing, index)
-    if (entry === null) continue
+    let name: string
+    let node: FsalNode
+    let attributes: FileAttributes
+    if (index === 0) {
+      name = '.'
+      node = dir
+      attributes = page.attributes
+    } else if (index === 1) {
+      name = '..'
+      node = page.parent
+      attributes = page.parentAttributes
+    } else {
+      const listed = entries[index - 2]
+      if (listed === null) continue
+      name = listing.names[index - 2]
+      attributes = listed
+      node = state.fsal.entryNode(volume, dir, name, attributes)
+    }
 
-    const nameBytes = Buffer.byteLength(entry.name)
+    const nameBytes = Buffer.byteLength(name)
     const entryDirBytes = 8 + 4 + paddedBytes(nameBytes) + 8
     let entryBytes = 4 + entryDirBytes
     let handle: Buffer | null = null
     if (plus) {
-      handle = state.fsal.handleOf(volume, entry.node)
+      handle = state.fsal.handleOf(volume, node)
       entryBytes += 4 + FATTR3_BYTES + 4 + 4 + paddedBytes(handle.length)
     }
     if (replyBytes + entryBytes > maxCount || (plus && dirBytes + entryDirBytes > dirCount)) break
@@ -61,11 +83,11 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
     dirBytes += entryDirBytes
     emitted++
     reply.u32(1)
-    reply.u64(entry.attributes.fileId)
-    reply.string(entry.name)
+    reply.u64(attributes.fileId)
+    reply.string(name)
     reply.u64(index + 1)
     if (plus) {
-      writePostOpAttr(reply, entry.attributes, view)
+      writePostOpAttr(reply, attributes, view)
       writePostOpHandle(reply, handle)
     }
   }

@@ -190,6 +190,19 @@ export class LocalHostProvider implements StorageProvider {
     }
   }
 
+  async lookupAll(dir: FsalNode, names: readonly string[]): Promise<Array<FileAttributes | null>> {
+    const dirFd = this.pathFd(dir)
+    const result: Array<FileAttributes | null> = new Array(names.length)
+    for (let i = 0; i < names.length; i++) {
+      try {
+        result[i] = statAt(dirFd, names[i])
+      } catch {
+        result[i] = null
+      }
+    }
+    return result
+  }
+
   async readdir(dir: FsalNode): Promise<string[]> {
     const names: string[] = []
     let skipped = 0
