@@ -328,6 +328,116 @@ static napi_value js_readdir(napi_env env, napi_callback_info info) {
   }
 }
 
+
+// Asynchronous variants of the calls that change a directory. On a journaling file system they can
+// wait for the journal (hundreds of microseconds to milliseconds), so they run on libuv's thread
+// pool and settle a promise, keeping the event loop free for other requests.
+
+enum async_op { OP_OPEN_CREATE, OP_MKDIR, OP_UNLINK, OP_RENAME, OP_LINK, OP_SYMLINK };
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  enum async_op op;
+  int dirfd;
+  int dirfd2;
+  int flags;
+  int mode;
+  int result;
+  int error;
+  char name[NAME_BYTES_MAX];
+  char name2[NAME_BYTES_MAX];
+} async_call;
+
+static void async_execute(napi_env env, void *data) {
+  async_call *call = data;
+  int result = 0;
+  switch (call->op) {
+    case OP_OPEN_CREATE:
+      result = openat(call->dirfd, call->name, call->flags | O_CLOEXEC, (mode_t)call->mode);
+      if (result >= 0) {
+        close(result);
+        result = 0;
+      }
+      break;
+    case OP_MKDIR:
+      result = mkdirat(call->dirfd, call->name, (mode_t)call->mode);
+      break;
+    case OP_UNLINK:
+      result = unlinkat(call->dirfd, call->name, call->flags);
+      break;
+    case OP_RENAME:
+      result = renameat2(call->dirfd, call->name, call->dirfd2, call->name2, (unsigned int)call->flags);
+      break;
+    case OP_LINK:
+      result = linkat(call->dirfd, call->name, call->dirfd2, call->name2, call->flags);
+      break;
+    case OP_SYMLINK:
+      result = symlinkat(call->name2, call->dirfd, call->name);
+      break;
+  }
+  call->result = result;
+  call->error = result < 0 ? errno : 0;
+}
+
+static const char *async_syscall_name(enum async_op op) {
+  static const char *names[] = {"openat", "mkdirat", "unlinkat", "renameat2", "linkat", "symlinkat"};
+  return names[op];
+}
+
+static void async_complete(napi_env env, napi_status status, void *data) {
+  async_call *call = data;
+  if (call->error != 0) {
+    const char *name = strerrorname_np(call->error);
+    char message[256];
+    snprintf(message, sizeof message, "%s: %s", async_syscall_name(call->op), strerror(call->error));
+    napi_value msg, error, code, number;
+    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &error);
+    napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
+    napi_create_int32(env, call->error, &number);
+    napi_set_named_property(env, error, "code", code);
+    napi_set_named_property(env, error, "errno", number);
+    napi_reject_deferred(env, call->deferred, error);
+  } else {
+    napi_value result;
+    napi_create_int32(env, call->result, &result);
+    napi_resolve_deferred(env, call->deferred, result);
+  }
+  napi_delete_async_work(env, call->work);
+  free(call);
+}
+
+// callAsync(op, dirfd, name, flags, mode, dirfd2, name2) -> Promise<number>. The names are copied
+// before the call is queued, so the caller may reuse its buffers at once.
+static napi_value js_call_async(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  INT_ARG(op, 0);
+  INT_ARG(dirfd, 1);
+  INT_ARG(flags, 3);
+  INT_ARG(mode, 4);
+  INT_ARG(dirfd2, 5);
+  if (op < OP_OPEN_CREATE || op > OP_SYMLINK) return throw_type(env, "unknown asynchronous operation");
+  async_call *call = calloc(1, sizeof *call);
+  if (call == NULL) return throw_errno(env, ENOMEM, "calloc");
+  if (get_name(env, argv[2], call->name, sizeof call->name) != 0 || get_name(env, argv[6], call->name2, sizeof call->name2) != 0) {
+    free(call);
+    return throw_type(env, "invalid name argument");
+  }
+  call->op = (enum async_op)op;
+  call->dirfd = (int)dirfd;
+  call->dirfd2 = (int)dirfd2;
+  call->flags = (int)flags;
+  call->mode = (int)mode;
+
+  napi_value promise, resource_name;
+  napi_create_promise(env, &call->deferred, &promise);
+  napi_create_string_utf8(env, "aegisfs", NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_async_work(env, NULL, resource_name, async_execute, async_complete, call, &call->work);
+  napi_queue_async_work(env, call->work);
+  return promise;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
     {"fstatat", NULL, js_fstatat, NULL, NULL, NULL, napi_default, NULL},
@@ -343,6 +453,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"fchmodat", NULL, js_fchmodat, NULL, NULL, NULL, napi_default, NULL},
     {"fstatvfs", NULL, js_fstatvfs, NULL, NULL, NULL, napi_default, NULL},
     {"readdir", NULL, js_readdir, NULL, NULL, NULL, napi_default, NULL},
+    {"callAsync", NULL, js_call_async, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

@@ -99,6 +99,8 @@ export class AegisNode {
     // Check every volume before touching anything, so that one bad volume stops the start cleanly.
     const providers = config.volumes.map((volume) => this.providerFor(volume))
 
+    // Modes that clients ask for in CREATE, MKDIR and SETATTR must land as given, not masked.
+    process.umask(0)
     fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
     const handles = new HandleCodec(loadHandleKey(config.dataDir))
     this.audit = new AuditSink(config.audit.path, config.audit.maxPendingEvents, this.logger.child({ component: 'audit' }))

@@ -1,12 +1,15 @@
 // Per-request state that AegisFSAL fills in and the audit trail records.
 
 import type { FsalNode } from './node.js'
+import type { FileAttributes } from './types.js'
 import type { Volume } from './volume.js'
 
 export class RequestContext {
   volume: Volume | null = null
   /** The object the request names (the directory, for operations on a name in it). */
   node: FsalNode | null = null
+  /** Attributes of `node` read when its handle was resolved. */
+  nodeAttributes: FileAttributes | null = null
   /** The name inside `node`, for operations on a directory entry. */
   name: string | null = null
   /** The second path of RENAME and LINK. */

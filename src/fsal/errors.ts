@@ -102,6 +102,11 @@ export class Stale extends FsalError {
   }
 }
 
+/** Thrown when an object was moved outside its volume on the host; AegisFSAL audits it as blocked. */
+export class OutsideVolume extends Stale {
+  override name = 'OutsideVolume'
+}
+
 /** Thrown for a handle that is malformed or whose authentication tag does not verify. */
 export class BadHandle extends FsalError {
   override name = 'BadHandle'

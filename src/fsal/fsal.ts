@@ -19,6 +19,7 @@ import {
   NotDirectory,
   NotSupported,
   NotSync,
+  OutsideVolume,
   PermissionDenied,
   ReadOnly,
   Stale
@@ -124,6 +125,24 @@ export class AegisFsal {
 
     const node = await volume.resolve(fields.fileId, fields.generation)
     ctx.node = node
+    try {
+      ctx.nodeAttributes = await volume.provider.getattr(node)
+    } catch (error) {
+      if (error instanceof OutsideVolume) {
+        ctx.blocked = error.message
+        volume.forget(node)
+        throw error
+      }
+      if (!(error instanceof Stale)) throw fromErrno(error, `getattr ${node.path()}`)
+      // The object may still exist under another name (a hard link, a rename on the host).
+      volume.forget(node)
+      if (!(await volume.rescan())) throw error
+      const found = volume.nodes.get(fields.fileId)
+      if (found === undefined || found.generation !== fields.generation) throw error
+      ctx.node = found
+      ctx.nodeAttributes = await volume.provider.getattr(found)
+      return found
+    }
     return node
   }
 
@@ -179,15 +198,15 @@ export class AegisFsal {
   }
 
   async getattr(ctx: RequestContext, handle: Buffer): Promise<FileAttributes> {
-    const node = await this.resolve(ctx, handle)
-    return this.attributes(this.volumeOf(ctx), node)
+    await this.resolve(ctx, handle)
+    return ctx.nodeAttributes!
   }
 
   async setattr(ctx: RequestContext, handle: Buffer, changes: SetAttributes, guardCtime: { sec: number; nsec: number } | null): Promise<Wcc> {
     const node = await this.resolve(ctx, handle)
     const volume = this.volumeOf(ctx)
     this.requireWritable(ctx)
-    const before = await this.attributes(volume, node)
+    const before = ctx.nodeAttributes!
     if (guardCtime !== null && (guardCtime.sec !== before.ctimeSec || guardCtime.nsec !== before.ctimeNsec)) {
       throw new NotSync(`ctime of ${node.path()} changed since the client read it`)
     }
@@ -294,7 +313,7 @@ export class AegisFsal {
     if (node.type !== 'file') throw new InvalidArgument(`${node.path()} is not a regular file`)
 
     const volume = this.volumeOf(ctx)
-    const before = await this.attributes(volume, node)
+    const before = ctx.nodeAttributes!
     volume.reserveGrowth(node, before.sizeBytes, offset + data.length)
     node.pendingWrites++
     let result
@@ -314,7 +333,7 @@ export class AegisFsal {
   async commit(ctx: RequestContext, handle: Buffer): Promise<Wcc> {
     const node = await this.resolve(ctx, handle)
     const volume = this.volumeOf(ctx)
-    const before = await this.attributes(volume, node)
+    const before = ctx.nodeAttributes!
     const after = await volume.provider.commit(node)
     return { before, after }
   }

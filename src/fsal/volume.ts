@@ -53,6 +53,7 @@ export class Volume {
   private nextListing = 1
   private lastScanAt = 0
   private scanning: Promise<void> | null = null
+  private lastScanModifications = -1
 
   constructor(
     readonly settings: VolumeSettings,
@@ -90,22 +91,27 @@ export class Volume {
   /** Walks the whole volume: rebuilds the node table and recounts usage. */
   private async scan(): Promise<void> {
     const started = Date.now()
+    const modifications = this.modifications
     const counted = new Set<number>()
     let usedBytes = 0
     let objects = 0
     await this.provider.scan(this.root, (parent, name, attributes) => {
       objects++
+      const node = this.nodeFor(parent, name, attributes)
       if (attributes.type === 'file' && !counted.has(attributes.fileId)) {
         counted.add(attributes.fileId)
-        usedBytes += attributes.sizeBytes
+        // Bytes reserved by writes still in flight are not on disk yet but stay counted.
+        usedBytes += node.pendingWrites > 0 ? Math.max(attributes.sizeBytes, node.quotaSizeBytes) : attributes.sizeBytes
       }
-      return this.nodeFor(parent, name, attributes)
+      return node
     })
 
-    // Writes that ran during the scan already moved usedBytes; only a full recount replaces it.
+    // NOTE: a write that starts and finishes while the scan runs can be counted twice or not at
+    // all, depending on whether the scan reached its file before or after; the next scan corrects it.
     this.usedBytes = usedBytes
     for (const node of this.nodes.values()) if (node.pendingWrites === 0) node.quotaSizeBytes = -1
     this.lastScanAt = Date.now()
+    this.lastScanModifications = modifications
     this.logger.info({ volume: this.name, objects, usedBytes, ms: this.lastScanAt - started }, 'volume scanned')
   }
 
@@ -140,17 +146,27 @@ export class Volume {
    */
   async resolve(fileId: number, generation: number): Promise<FsalNode> {
     let node = this.nodes.get(fileId)
-    if (node === undefined && Date.now() - this.lastScanAt > RESCAN_INTERVAL_MS) {
-      this.scanning ??= this.scan().finally(() => {
-        this.scanning = null
-      })
-      await this.scanning
-      node = this.nodes.get(fileId)
-    }
+    if (node === undefined && (await this.rescan())) node = this.nodes.get(fileId)
     if (node === undefined || node.generation !== generation) {
       throw new Stale(`volume ${this.name} has no object with fileid ${fileId}`)
     }
     return node
+  }
+
+  /**
+   * Rescans the volume to find objects that moved without this node seeing it: a file whose
+   * remembered name was removed while another hard link remains, or a rename made on the host.
+   * Returns false without scanning when nothing changed through this node since the last scan
+   * and that scan is less than RESCAN_INTERVAL_MS old, so stale handles cannot trigger a scan each.
+   */
+  async rescan(): Promise<boolean> {
+    const recent = Date.now() - this.lastScanAt < RESCAN_INTERVAL_MS
+    if (this.scanning === null && recent && this.modifications === this.lastScanModifications) return false
+    this.scanning ??= this.scan().finally(() => {
+      this.scanning = null
+    })
+    await this.scanning
+    return true
   }
 
   // Quota. All checks and updates run synchronously, so concurrent requests cannot both pass a

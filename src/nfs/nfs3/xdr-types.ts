@@ -1,5 +1,6 @@
 // Encoders and decoders for the NFSv3 data types shared by several procedures (RFC 1813, section 2.5).
 
+import { FsalError } from '../../fsal/errors.js'
 import type { FileAttributes, SetAttributes, SetTime } from '../../fsal/types.js'
 import { XdrError, type XdrReader, type XdrWriter } from '../xdr.js'
 
@@ -103,7 +104,11 @@ export function readSattr3(r: XdrReader): SetAttributes {
   if (r.bool()) changes.mode = r.u32() & 0o7777
   if (r.bool()) changes.uid = r.u32()
   if (r.bool()) changes.gid = r.u32()
-  if (r.bool()) changes.sizeBytes = r.u64()
+  if (r.bool()) {
+    const size = r.u64big()
+    if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsalError('FBIG', `size ${size} is above the largest file size, 2^53 - 1 bytes`)
+    changes.sizeBytes = Number(size)
+  }
   const atime = readSetTime(r)
   if (atime !== undefined) changes.atime = atime
   const mtime = readSetTime(r)

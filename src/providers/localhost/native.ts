@@ -20,6 +20,17 @@ interface NativeFs {
   fchmodat(dirFd: number, name: string | Buffer, mode: number, flags: number): void
   fstatvfs(fd: number): number[]
   readdir(dirFd: number): Buffer[]
+  callAsync(op: AsyncOp, dirFd: number, name: string | Buffer, flags: number, mode: number, dirFd2: number, name2: string | Buffer): Promise<number>
+}
+
+/** Directory-changing calls that run on the thread pool (native/aegisfs.c, enum async_op). */
+export const enum AsyncOp {
+  OpenCreate = 0,
+  Mkdir = 1,
+  Unlink = 2,
+  Rename = 3,
+  Link = 4,
+  Symlink = 5
 }
 
 function loadAddon(): NativeFs {
@@ -70,6 +81,7 @@ const TYPES = new Map<number, FileType>([
 /** Scratch space for one stat call; safe because the calls are synchronous. */
 const statBuffer = new Float64Array(20)
 const TWO_POW_32 = 0x1_0000_0000
+const GENERATION_SECONDS_MODULUS = 2 ** 23
 
 function toAttributes(stat: Float64Array): FileAttributes {
   const attributes = new FileAttributes()
@@ -88,7 +100,8 @@ function toAttributes(stat: Float64Array): FileAttributes {
   attributes.mtimeNsec = stat[15]
   attributes.ctimeSec = stat[16]
   attributes.ctimeNsec = stat[17]
-  attributes.generation = stat[18] * 1e3 + Math.floor(stat[19] / 1e6)
+  // The birth time to the nanosecond, its seconds reduced modulo 2^23 (97 days) to fit in 53 bits.
+  attributes.generation = (stat[18] % GENERATION_SECONDS_MODULUS) * 2 ** 30 + stat[19]
   return attributes
 }
 

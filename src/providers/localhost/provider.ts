@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import { isUtf8 } from 'node:buffer'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import { fromErrno, InvalidArgument, IsDirectory, NotEmpty, Stale } from '../../fsal/errors.js'
+import { fromErrno, InvalidArgument, IsDirectory, NotEmpty, OutsideVolume, Stale } from '../../fsal/errors.js'
 import type { FsalNode } from '../../fsal/node.js'
 import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from '../../fsal/types.js'
 import { BufferPool } from '../buffer-pool.js'
@@ -32,6 +32,7 @@ import {
   O_WRONLY,
   UTIME_NOW,
   UTIME_OMIT,
+  AsyncOp,
   native,
   statAt,
   statFd
@@ -66,6 +67,8 @@ function procPath(fd: number): string {
 export class LocalHostProvider implements StorageProvider {
   readonly kind = 'localhost'
   private rootFd = -1
+  /** The root's location as the kernel reports it, to check open objects against. */
+  private rootLocation: Buffer = Buffer.alloc(0)
   private readonly open_ = new Map<FsalNode, OpenNode>()
   private readonly maxOpenNodes: number
   private readonly logger: Logger
@@ -79,7 +82,23 @@ export class LocalHostProvider implements StorageProvider {
 
   async open(): Promise<FileAttributes> {
     this.rootFd = native.openat(AT_FDCWD, this.options.rootPath, O_PATH | O_DIRECTORY, 0)
+    this.rootLocation = fs.readlinkSync(procPath(this.rootFd), { encoding: 'buffer' })
     return statFd(this.rootFd)
+  }
+
+  /**
+   * Throws OutsideVolume when an open object is no longer below the volume root: a descriptor
+   * follows its object when someone on the host moves it, even out of the volume. The kernel
+   * reports a descriptor's current location through /proc/self/fd.
+   */
+  private checkInside(node: FsalNode, fd: number): void {
+    const location = fs.readlinkSync(procPath(fd), { encoding: 'buffer' })
+    const root = this.rootLocation
+    const inside = location.length > root.length && location[root.length] === 0x2f && location.subarray(0, root.length).equals(root)
+    if (!inside && !location.equals(root)) {
+      this.forget(node)
+      throw new OutsideVolume(`${node.path()} was moved outside the volume on the host`)
+    }
   }
 
   async close(): Promise<void> {
@@ -168,17 +187,36 @@ export class LocalHostProvider implements StorageProvider {
     return state
   }
 
+  /**
+   * Runs `action` with the O_PATH descriptors of `nodes` held open: a call on the thread pool must
+   * not see its descriptor closed by eviction and reused for another file meanwhile.
+   */
+  private async withPathFds<T>(nodes: FsalNode[], action: (...fds: number[]) => Promise<T>): Promise<T> {
+    const fds = nodes.map((node) => this.pathFd(node))
+    const states = nodes.map((node) => this.open_.get(node) ?? null)
+    for (const state of states) if (state !== null) state.busy++
+    try {
+      return await action(...fds)
+    } finally {
+      states.forEach((state, index) => {
+        if (state !== null) this.release(nodes[index], state)
+      })
+    }
+  }
+
   private release(node: FsalNode, state: OpenNode): void {
     state.busy--
     if (state.busy === 0 && state.closeWhenIdle) this.closeState(node, state)
   }
 
   async getattr(node: FsalNode): Promise<FileAttributes> {
-    const attributes = statFd(this.pathFd(node))
+    const fd = this.pathFd(node)
+    const attributes = statFd(fd)
     if (attributes.nlink === 0) {
       this.forget(node)
       throw new Stale(`${node.path()} was removed`)
     }
+    if (node.parent !== null) this.checkInside(node, fd)
     return attributes
   }
 
@@ -269,36 +307,39 @@ export class LocalHostProvider implements StorageProvider {
   }
 
   async create(dir: FsalNode, name: string, mode: number, how: CreateMode): Promise<FileAttributes> {
-    const dirFd = this.pathFd(dir)
     const flags = O_CREAT | O_WRONLY | O_NOFOLLOW | (how === 'unchecked' ? 0 : O_EXCL)
-    try {
-      fs.closeSync(native.openat(dirFd, name, flags, mode))
-    } catch (error) {
-      // O_NOFOLLOW on an existing symlink fails with ELOOP; to the client the name exists.
-      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw fromErrno(Object.assign(new Error('name is a symbolic link'), { code: 'EEXIST' }), `create ${name}`)
-      throw fromErrno(error, `create ${name} in ${dir.path()}`)
-    }
-    return statAt(dirFd, name)
+    return this.withPathFds([dir], async (dirFd) => {
+      try {
+        await native.callAsync(AsyncOp.OpenCreate, dirFd, name, flags, mode, -1, '')
+      } catch (error) {
+        // O_NOFOLLOW on an existing symlink fails with ELOOP; to the client the name exists.
+        if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw fromErrno(Object.assign(new Error('name is a symbolic link'), { code: 'EEXIST' }), `create ${name}`)
+        throw fromErrno(error, `create ${name} in ${dir.path()}`)
+      }
+      return statAt(dirFd, name)
+    })
   }
 
   async mkdir(dir: FsalNode, name: string, mode: number): Promise<FileAttributes> {
-    const dirFd = this.pathFd(dir)
-    try {
-      native.mkdirat(dirFd, name, mode)
-      return statAt(dirFd, name)
-    } catch (error) {
-      throw fromErrno(error, `mkdir ${name} in ${dir.path()}`)
-    }
+    return this.withPathFds([dir], async (dirFd) => {
+      try {
+        await native.callAsync(AsyncOp.Mkdir, dirFd, name, 0, mode, -1, '')
+        return statAt(dirFd, name)
+      } catch (error) {
+        throw fromErrno(error, `mkdir ${name} in ${dir.path()}`)
+      }
+    })
   }
 
   async symlink(dir: FsalNode, name: string, target: Buffer): Promise<FileAttributes> {
-    const dirFd = this.pathFd(dir)
-    try {
-      native.symlinkat(target, dirFd, name)
-      return statAt(dirFd, name)
-    } catch (error) {
-      throw fromErrno(error, `symlink ${name} in ${dir.path()}`)
-    }
+    return this.withPathFds([dir], async (dirFd) => {
+      try {
+        await native.callAsync(AsyncOp.Symlink, dirFd, name, 0, 0, -1, target)
+        return statAt(dirFd, name)
+      } catch (error) {
+        throw fromErrno(error, `symlink ${name} in ${dir.path()}`)
+      }
+    })
   }
 
   async readlink(node: FsalNode): Promise<Buffer> {
@@ -310,61 +351,64 @@ export class LocalHostProvider implements StorageProvider {
   }
 
   async link(node: FsalNode, dir: FsalNode, name: string): Promise<FileAttributes> {
-    const sourceFd = this.pathFd(node)
-    const dirFd = this.pathFd(dir)
-    try {
-      // Linking through the /proc magic link reaches the inode of the O_PATH descriptor without
-      // the CAP_DAC_READ_SEARCH that linkat(AT_EMPTY_PATH) requires.
-      native.linkat(AT_FDCWD, procPath(sourceFd), dirFd, name, AT_SYMLINK_FOLLOW)
-      return statAt(dirFd, name)
-    } catch (error) {
-      throw fromErrno(error, `link ${node.path()} as ${name} in ${dir.path()}`)
-    }
+    return this.withPathFds([node, dir], async (sourceFd, dirFd) => {
+      try {
+        // Linking through the /proc magic link reaches the inode of the O_PATH descriptor without
+        // the CAP_DAC_READ_SEARCH that linkat(AT_EMPTY_PATH) requires.
+        await native.callAsync(AsyncOp.Link, AT_FDCWD, procPath(sourceFd), AT_SYMLINK_FOLLOW, 0, dirFd, name)
+        return statAt(dirFd, name)
+      } catch (error) {
+        throw fromErrno(error, `link ${node.path()} as ${name} in ${dir.path()}`)
+      }
+    })
   }
 
   async remove(dir: FsalNode, name: string): Promise<FileAttributes> {
-    const dirFd = this.pathFd(dir)
-    try {
-      const attributes = statAt(dirFd, name)
-      if (attributes.type === 'dir') throw new IsDirectory(`${name} in ${dir.path()} is a directory; use RMDIR`)
-      native.unlinkat(dirFd, name, 0)
-      return attributes
-    } catch (error) {
-      throw fromErrno(error, `remove ${name} in ${dir.path()}`)
-    }
+    return this.withPathFds([dir], async (dirFd) => {
+      try {
+        const attributes = statAt(dirFd, name)
+        if (attributes.type === 'dir') throw new IsDirectory(`${name} in ${dir.path()} is a directory; use RMDIR`)
+        await native.callAsync(AsyncOp.Unlink, dirFd, name, 0, 0, -1, '')
+        return attributes
+      } catch (error) {
+        throw fromErrno(error, `remove ${name} in ${dir.path()}`)
+      }
+    })
   }
 
   async rmdir(dir: FsalNode, name: string): Promise<FileAttributes> {
-    const dirFd = this.pathFd(dir)
-    try {
-      const attributes = statAt(dirFd, name)
-      native.unlinkat(dirFd, name, AT_REMOVEDIR)
-      return attributes
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new NotEmpty(`directory ${name} in ${dir.path()} is not empty`)
-      throw fromErrno(error, `rmdir ${name} in ${dir.path()}`)
-    }
+    return this.withPathFds([dir], async (dirFd) => {
+      try {
+        const attributes = statAt(dirFd, name)
+        await native.callAsync(AsyncOp.Unlink, dirFd, name, AT_REMOVEDIR, 0, -1, '')
+        return attributes
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new NotEmpty(`directory ${name} in ${dir.path()} is not empty`)
+        throw fromErrno(error, `rmdir ${name} in ${dir.path()}`)
+      }
+    })
   }
 
   async rename(fromDir: FsalNode, fromName: string, toDir: FsalNode, toName: string): Promise<FileAttributes | null> {
-    const fromFd = this.pathFd(fromDir)
-    const toFd = this.pathFd(toDir)
-    try {
-      let replaced: FileAttributes | null = null
+    return this.withPathFds([fromDir, toDir], async (fromFd, toFd) => {
       try {
-        replaced = statAt(toFd, toName)
+        let replaced: FileAttributes | null = null
+        try {
+          replaced = statAt(toFd, toName)
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+        }
+        await native.callAsync(AsyncOp.Rename, fromFd, fromName, 0, 0, toFd, toName)
+        return replaced
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+          throw new NotEmpty(`cannot replace ${toName} in ${toDir.path()}: it is a directory that is not empty`)
+        }
+        throw fromErrno(error, `rename ${fromName} in ${fromDir.path()} to ${toName} in ${toDir.path()}`)
       }
-      native.renameat2(fromFd, fromName, toFd, toName, 0)
-      return replaced
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (error as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new NotEmpty(`cannot replace ${toName} in ${toDir.path()}: it is a directory that is not empty`)
-      }
-      throw fromErrno(error, `rename ${fromName} in ${fromDir.path()} to ${toName} in ${toDir.path()}`)
-    }
+    })
   }
 
   async setattr(node: FsalNode, changes: SetAttributes): Promise<FileAttributes> {
