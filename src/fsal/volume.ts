@@ -81,15 +81,19 @@ export class Volume {
     const attributes = await this.provider.open()
     this.root = new FsalNode(attributes.fileId, attributes.generation, 'dir', null, '')
     this.nodes.set(this.root.fileId, this.root)
-    if (this.settings.sizeLimitBytes !== null) await this.scan()
+    if (this.settings.sizeLimitBytes !== null) await this.scan(true)
   }
 
   async close(): Promise<void> {
     await this.provider.close()
   }
 
-  /** Walks the whole volume: rebuilds the node table and recounts usage. */
-  private async scan(): Promise<void> {
+  /**
+   * Walks the whole volume to rebuild the node table. With countUsage (at open, before any
+   * request) it also recounts usage; a rescan while requests run leaves usage to the incremental
+   * accounting, because writes landing during the walk would make a recount wrong.
+   */
+  private async scan(countUsage: boolean): Promise<void> {
     const started = Date.now()
     const modifications = this.modifications
     const counted = new Set<number>()
@@ -97,22 +101,17 @@ export class Volume {
     let objects = 0
     await this.provider.scan(this.root, (parent, name, attributes) => {
       objects++
-      const node = this.nodeFor(parent, name, attributes)
-      if (attributes.type === 'file' && !counted.has(attributes.fileId)) {
+      if (countUsage && attributes.type === 'file' && !counted.has(attributes.fileId)) {
         counted.add(attributes.fileId)
-        // Bytes reserved by writes still in flight are not on disk yet but stay counted.
-        usedBytes += node.pendingWrites > 0 ? Math.max(attributes.sizeBytes, node.quotaSizeBytes) : attributes.sizeBytes
+        usedBytes += attributes.sizeBytes
       }
-      return node
+      return this.nodeFor(parent, name, attributes)
     })
 
-    // NOTE: a write that starts and finishes while the scan runs can be counted twice or not at
-    // all, depending on whether the scan reached its file before or after; the next scan corrects it.
-    this.usedBytes = usedBytes
-    for (const node of this.nodes.values()) if (node.pendingWrites === 0) node.quotaSizeBytes = -1
+    if (countUsage) this.usedBytes = usedBytes
     this.lastScanAt = Date.now()
     this.lastScanModifications = modifications
-    this.logger.info({ volume: this.name, objects, usedBytes, ms: this.lastScanAt - started }, 'volume scanned')
+    this.logger.info({ volume: this.name, objects, usedBytes: this.usedBytes, ms: this.lastScanAt - started }, countUsage ? 'volume scanned' : 'volume rescanned')
   }
 
   /** Returns the node for an object found as `name` in `parent`, creating or re-parenting it. */
@@ -162,7 +161,7 @@ export class Volume {
   async rescan(): Promise<boolean> {
     const recent = Date.now() - this.lastScanAt < RESCAN_INTERVAL_MS
     if (this.scanning === null && recent && this.modifications === this.lastScanModifications) return false
-    this.scanning ??= this.scan().finally(() => {
+    this.scanning ??= this.scan(false).finally(() => {
       this.scanning = null
     })
     await this.scanning

@@ -89,12 +89,17 @@ export function parseCallHeader(record: Buffer): CallHeader | null {
   const procedure = reader.u32()
   if (rpcVersion !== RPC_VERSION) throw new RpcVersionError(`RPC version ${rpcVersion} is not supported`)
 
-  const flavor = reader.u32()
-  const body = reader.opaque(AUTH_BODY_MAX)
-  const credential = parseCredential(flavor, body)
-
-  reader.u32() // verifier flavor: AUTH_NONE and AUTH_SYS calls carry an empty AUTH_NONE verifier
-  reader.opaque(AUTH_BODY_MAX)
+  let credential: Credential
+  try {
+    const flavor = reader.u32()
+    const body = reader.opaque(AUTH_BODY_MAX)
+    credential = parseCredential(flavor, body)
+    reader.u32() // verifier flavor: AUTH_NONE and AUTH_SYS calls carry an empty AUTH_NONE verifier
+    reader.opaque(AUTH_BODY_MAX)
+  } catch (error) {
+    if (error instanceof XdrError) throw new AuthError(AuthStat.AUTH_BADCRED, `malformed credential or verifier: ${error.message}`)
+    throw error
+  }
 
   return { xid, program, version, procedure, credential, argsOffset: reader.offset }
 }
