@@ -72,10 +72,7 @@ export class AuditSink {
     this.lines.push(line)
     this.pendingBytes += line.length
     if (this.pendingBytes >= BATCH_BYTES) this.flush()
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true
-      setTimeout(() => this.flush(), FLUSH_DELAY_MS)
-    }
+    else this.scheduleFlush()
 
     if (this.lines.length < this.maxPendingEvents) return undefined
     return new Promise((resolve) => this.waiters.push(resolve))
@@ -100,6 +97,12 @@ export class AuditSink {
     this.logger.info(this.stats(), 'audit trail closed')
   }
 
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setTimeout(() => this.flush(), FLUSH_DELAY_MS)
+  }
+
   private flush(): void {
     this.flushScheduled = false
     if (this.writing || this.lines.length === 0) return
@@ -118,7 +121,12 @@ export class AuditSink {
         this.written += batch.length
       }
 
-      if (this.lines.length > 0) this.flush()
+      // Events that arrived during the write wait for the next batch, unless the queue is full or
+      // someone waits for it to drain (a full queue or close()).
+      if (this.lines.length > 0) {
+        if (this.pendingBytes >= BATCH_BYTES || this.waiters.length > 0) this.flush()
+        else this.scheduleFlush()
+      }
       if (this.lines.length < this.maxPendingEvents) {
         const waiters = this.waiters
         this.waiters = []
