@@ -7,7 +7,7 @@ import path from 'node:path'
 import type { Logger } from 'pino'
 import type { NodeConfig, VolumeConfig } from './config/index.js'
 import { mountCommand } from './config/index.js'
-import { AuditSink } from './fsal/audit.js'
+import { AuditSink, isoNow } from './fsal/audit.js'
 import { AegisFsal } from './fsal/fsal.js'
 import { HandleCodec } from './fsal/handle.js'
 import { Volume } from './fsal/volume.js'
@@ -78,7 +78,7 @@ export class AegisNode {
     if (volume.type === 'local') {
       const root = path.join(this.config.dataDir, 'volumes', volume.name)
       fs.mkdirSync(root, { recursive: true, mode: 0o755 })
-      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool })
+      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool, readOnly: volume.accessMode === 'read-only' })
     }
     if (volume.type === 'hostPath') {
       const root = String(volume.config.path)
@@ -89,9 +89,32 @@ export class AegisNode {
         throw new StartupError(`volume ${volume.name}: config.path ${root} does not exist; create the directory or fix the path`)
       }
       if (!stat.isDirectory()) throw new StartupError(`volume ${volume.name}: config.path ${root} is not a directory`)
-      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool })
+      this.checkApartFromDataDir(volume.name, root)
+      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool, readOnly: volume.accessMode === 'read-only' })
     }
     throw new StartupError(`volume ${volume.name}: type ${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
+  }
+
+  /**
+   * Rejects a hostPath that contains the data directory or lies inside it: its clients could read
+   * the handle key, and with it forge handles for every volume, or the audit trail.
+   */
+  private checkApartFromDataDir(volumeName: string, hostPath: string): void {
+    const real = (target: string): string => {
+      try {
+        return fs.realpathSync(target)
+      } catch {
+        return path.resolve(target)
+      }
+    }
+    const volumeRoot = real(hostPath)
+    const dataDir = real(this.config.dataDir)
+    const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`)
+    if (inside(dataDir, volumeRoot) || inside(volumeRoot, dataDir)) {
+      throw new StartupError(
+        `volume ${volumeName}: config.path ${hostPath} overlaps the data directory ${this.config.dataDir}, which holds the handle key and the audit trail; choose a directory outside it`
+      )
+    }
   }
 
   async start(): Promise<net.AddressInfo> {
@@ -135,7 +158,11 @@ export class AegisNode {
       logger: nfsLogger,
       maxRecordBytes: config.nfs.maxRecordBytes,
       recordPool: new BufferPool(maxTransferBytes + RECORD_OVERHEAD_BYTES, 64),
-      acceptClient: (address) => anyClient.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
+      acceptClient: (address) => {
+        if (anyClient.check(address, address.includes(':') ? 'ipv6' : 'ipv4')) return true
+        this.auditRejectedConnection(address)
+        return false
+      }
     })
     this.address = await this.rpc.listen(config.nfs.port, config.nfs.bind)
 
@@ -144,6 +171,27 @@ export class AegisNode {
       this.logger.info({ volume: volume.name, export: `/${volume.name}` }, mountCommand(config, volume, this.address.port))
     }
     return this.address
+  }
+
+  /** Audits a connection from an address that no volume allows; the request never reaches a program. */
+  private auditRejectedConnection(address: string): void {
+    void this.audit?.record({
+      time: isoNow(),
+      node: this.config.nodeName,
+      volume: null,
+      client: address,
+      uid: null,
+      gid: null,
+      procedure: 'CONNECT',
+      path: null,
+      target: null,
+      offset: null,
+      length: null,
+      bytes: null,
+      status: 'ACCES',
+      durationUs: 0,
+      blocked: `client ${address} is not in the allowed_clients of any volume`
+    })
   }
 
   /** Stops accepting, lets calls in flight finish, then flushes the audit trail and closes volumes. */

@@ -14,8 +14,8 @@ export interface StorageEvent {
   node: string
   volume: string | null
   client: string
-  uid: number
-  gid: number
+  uid: number | null
+  gid: number | null
   procedure: string
   path: string | null
   /** The second path of RENAME and LINK. */
@@ -61,6 +61,8 @@ export class AuditSink {
   async open(): Promise<void> {
     await fs.promises.mkdir(path.dirname(this.filePath), { recursive: true })
     this.fd = fs.openSync(this.filePath, 'a', 0o600)
+    // A file that existed before may have looser permissions; the trail names every client's paths.
+    fs.fchmodSync(this.fd, 0o600)
     this.summaryTimer = setInterval(() => this.logSummary(), SUMMARY_INTERVAL_MS)
     this.summaryTimer.unref()
     this.logger.info({ path: this.filePath }, 'audit trail opened')

@@ -348,14 +348,20 @@ export class AegisFsal {
     this.checkOwner(volume, initial)
     const mode = args.how === 'exclusive' ? 0o600 : (initial.mode ?? 0o644)
 
+    // A CREATE that sets a size holds those bytes before the file exists, so that a refusal
+    // leaves no file behind. They become the file's own reservation below.
+    const heldBytes = args.how !== 'exclusive' ? (initial.sizeBytes ?? 0) : 0
+    volume.holdBytes(heldBytes)
     let attributes: FileAttributes
     try {
       attributes = await volume.provider.create(dir, name, mode, args.how)
     } catch (error) {
+      volume.releaseBytes(heldBytes)
       const converted = fromErrno(error, `create ${name}`)
       if (!(converted instanceof FsalError && converted.code === 'EXIST' && args.how === 'exclusive')) throw converted
       attributes = await this.exclusiveRetransmission(volume, dir, name, args.verifier!, converted)
     }
+    volume.releaseBytes(heldBytes)
     volume.touched(dir)
     const node = volume.nodeFor(dir, name, attributes)
 

@@ -186,6 +186,19 @@ export class Volume {
     return growth
   }
 
+  /** Counts `bytes` against the limit before the object they belong to exists; throws QuotaExceeded. */
+  holdBytes(bytes: number): void {
+    const limit = this.settings.sizeLimitBytes
+    if (bytes > 0 && limit !== null && this.usedBytes + bytes > limit) {
+      throw new QuotaExceeded(`volume ${this.name} would grow to ${this.usedBytes + bytes} bytes, over its size_limit of ${limit} bytes`)
+    }
+    this.usedBytes += bytes
+  }
+
+  releaseBytes(bytes: number): void {
+    this.usedBytes -= bytes
+  }
+
   /** Sets a file's counted size after it changed (truncate, or a failed write), adjusting usage. */
   settleSize(node: FsalNode, sizeBytes: number): void {
     if (node.pendingWrites > 0) return

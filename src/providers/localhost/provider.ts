@@ -58,7 +58,12 @@ export interface LocalHostOptions {
   maxOpenNodes?: number
   /** Source of READ buffers; without one, each read allocates its own. */
   bufferPool?: BufferPool
+  /** Open files for reading only (a read-only volume, possibly on a read-only mount). */
+  readOnly?: boolean
 }
+
+/** What Linux appends to a descriptor's location in /proc when its name was removed. */
+const DELETED_SUFFIX = Buffer.from(' (deleted)')
 
 function procPath(fd: number): string {
   return `/proc/self/fd/${fd}`
@@ -91,14 +96,25 @@ export class LocalHostProvider implements StorageProvider {
    * follows its object when someone on the host moves it, even out of the volume. The kernel
    * reports a descriptor's current location through /proc/self/fd.
    */
-  private checkInside(node: FsalNode, fd: number): void {
-    const location = fs.readlinkSync(procPath(fd), { encoding: 'buffer' })
+  private checkInside(node: FsalNode, fd: number): number {
+    let location = fs.readlinkSync(procPath(fd), { encoding: 'buffer' })
+    if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) {
+      // The name this descriptor was opened by is gone (a file linked elsewhere, then removed
+      // here), so it proves nothing. Opening again by the name the node table has either finds
+      // the object inside the volume or fails as Stale.
+      this.forget(node)
+      fd = this.pathFd(node)
+      location = fs.readlinkSync(procPath(fd), { encoding: 'buffer' })
+      if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) location = location.subarray(0, -DELETED_SUFFIX.length)
+    }
+
     const root = this.rootLocation
     const inside = location.length > root.length && location[root.length] === 0x2f && location.subarray(0, root.length).equals(root)
     if (!inside && !location.equals(root)) {
       this.forget(node)
       throw new OutsideVolume(`${node.path()} was moved outside the volume on the host`)
     }
+    return fd
   }
 
   async close(): Promise<void> {
@@ -169,11 +185,13 @@ export class LocalHostProvider implements StorageProvider {
     }
 
     let fd: number
-    let isWritable = true
+    let isWritable = !this.options.readOnly
     try {
-      fd = native.openat(AT_FDCWD, procPath(pathFd), O_RDWR, 0)
+      fd = native.openat(AT_FDCWD, procPath(pathFd), isWritable ? O_RDWR : O_RDONLY, 0)
     } catch (error) {
-      if (writable || (error as NodeJS.ErrnoException).code !== 'EACCES') throw fromErrno(error, `open ${node.path()}`)
+      // A file without write permission, or a read-only mount, can still be read.
+      const code = (error as NodeJS.ErrnoException).code
+      if (writable || !isWritable || (code !== 'EACCES' && code !== 'EROFS')) throw fromErrno(error, `open ${node.path()}`)
       fd = native.openat(AT_FDCWD, procPath(pathFd), O_RDONLY, 0)
       isWritable = false
     }
@@ -210,13 +228,13 @@ export class LocalHostProvider implements StorageProvider {
   }
 
   async getattr(node: FsalNode): Promise<FileAttributes> {
-    const fd = this.pathFd(node)
+    let fd = this.pathFd(node)
+    if (node.parent !== null) fd = this.checkInside(node, fd)
     const attributes = statFd(fd)
     if (attributes.nlink === 0) {
       this.forget(node)
       throw new Stale(`${node.path()} was removed`)
     }
-    if (node.parent !== null) this.checkInside(node, fd)
     return attributes
   }
 
