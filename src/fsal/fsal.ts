@@ -29,7 +29,7 @@ import { BlockedName, checkName } from './names.js'
 import type { FsalNode } from './node.js'
 import type { ReadResult } from '../providers/provider.js'
 import type { CreateMode, FileAttributes, FsStat, SetAttributes, StableHow } from './types.js'
-import type { Listing, Volume } from './volume.js'
+import { countedBytes, type Listing, type Volume } from './volume.js'
 
 /** Attributes before and after a change (RFC 1813 wcc_data); either may be unknown. */
 export interface Wcc {
@@ -66,6 +66,20 @@ const ACCESS_MODIFY = 0x04
 const ACCESS_EXTEND = 0x08
 const ACCESS_DELETE = 0x10
 const ACCESS_EXECUTE = 0x20
+
+/** What a new directory is held at against the quota until its real size is known. */
+const DIRECTORY_ESTIMATE_BYTES = 4096
+const S_ISUID = 0o4000
+const S_ISGID = 0o2000
+
+/**
+ * Clears set-user-ID, and set-group-ID on anything but a directory. Files on the host belong to
+ * the node's own user (often root), so an agent must not be able to make a privileged executable;
+ * a directory's set-group-ID bit only decides the group of new entries and stays.
+ */
+function withoutPrivilegeBits(mode: number, type: FileAttributes['type']): number {
+  return mode & ~S_ISUID & ~(type === 'dir' ? 0 : S_ISGID)
+}
 
 export class AegisFsal {
   private readonly volumesById = new Map<number, Volume>()
@@ -211,6 +225,7 @@ export class AegisFsal {
       throw new NotSync(`ctime of ${node.path()} changed since the client read it`)
     }
     this.checkOwner(volume, changes)
+    if (changes.mode !== undefined) changes.mode = withoutPrivilegeBits(changes.mode, before.type)
 
     const sizeBytes = changes.sizeBytes
     if (sizeBytes !== undefined) {
@@ -346,7 +361,7 @@ export class AegisFsal {
     const dirBefore = await this.attributes(volume, dir)
     const initial = args.attributes ?? {}
     this.checkOwner(volume, initial)
-    const mode = args.how === 'exclusive' ? 0o600 : (initial.mode ?? 0o644)
+    const mode = args.how === 'exclusive' ? 0o600 : withoutPrivilegeBits(initial.mode ?? 0o644, 'file')
 
     // A CREATE that sets a size holds those bytes before the file exists, so that a refusal
     // leaves no file behind. They become the file's own reservation below.
@@ -398,7 +413,15 @@ export class AegisFsal {
     const volume = this.volumeOf(ctx)
     this.checkOwner(volume, initial)
     const dirBefore = await this.attributes(volume, dir)
-    let attributes = await volume.provider.mkdir(dir, name, initial.mode ?? 0o755)
+    // Held before the directory exists, then replaced by the size it really has.
+    volume.holdBytes(DIRECTORY_ESTIMATE_BYTES)
+    let attributes: FileAttributes
+    try {
+      attributes = await volume.provider.mkdir(dir, name, withoutPrivilegeBits(initial.mode ?? 0o755, 'dir'))
+    } finally {
+      volume.releaseBytes(DIRECTORY_ESTIMATE_BYTES)
+    }
+    volume.chargeBytes(countedBytes(attributes))
     volume.touched(dir)
     const node = volume.nodeFor(dir, name, attributes)
     if (initial.atime !== undefined || initial.mtime !== undefined) {
@@ -416,7 +439,14 @@ export class AegisFsal {
     if (target.length === 0 || target.includes(0)) throw new InvalidArgument('symbolic link target must be non-empty and contain no NUL byte')
     ctx.target = target.toString('utf8')
     const dirBefore = await this.attributes(volume, dir)
-    const attributes = await volume.provider.symlink(dir, name, target, initial.mode ?? 0o777)
+    volume.holdBytes(target.length)
+    let attributes: FileAttributes
+    try {
+      attributes = await volume.provider.symlink(dir, name, target, initial.mode ?? 0o777)
+    } finally {
+      volume.releaseBytes(target.length)
+    }
+    volume.chargeBytes(countedBytes(attributes))
     volume.touched(dir)
     const node = volume.nodeFor(dir, name, attributes)
     return { node, attributes, dirWcc: { before: dirBefore, after: await this.attributes(volume, dir) } }

@@ -41,6 +41,17 @@ const RESCAN_INTERVAL_MS = 2_000
 const CLIENT_DECISIONS_MAX = 4096
 const ENTRY_ATTRIBUTES_TTL_MS = 1_000
 
+/**
+ * The bytes an object counts for in its volume's usage: the size of a file, of a symbolic link
+ * (its target) and of a directory (its entry blocks), so that links and directories cannot fill
+ * a disk past the limit either. Other objects count nothing.
+ * NOTE: a directory is counted at the size it had when created or scanned; the blocks it gains as
+ * entries are added are not counted until the next start.
+ */
+export function countedBytes(attributes: FileAttributes): number {
+  return attributes.type === 'file' || attributes.type === 'symlink' || attributes.type === 'dir' ? attributes.sizeBytes : 0
+}
+
 export class Volume {
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
@@ -101,9 +112,9 @@ export class Volume {
     let objects = 0
     await this.provider.scan(this.root, (parent, name, attributes) => {
       objects++
-      if (countUsage && attributes.type === 'file' && !counted.has(attributes.fileId)) {
+      if (countUsage && !counted.has(attributes.fileId)) {
         counted.add(attributes.fileId)
-        usedBytes += attributes.sizeBytes
+        usedBytes += countedBytes(attributes)
       }
       return this.nodeFor(parent, name, attributes)
     })
@@ -199,6 +210,11 @@ export class Volume {
     this.usedBytes -= bytes
   }
 
+  /** Counts bytes that an operation already added, whatever the limit (the object exists now). */
+  chargeBytes(bytes: number): void {
+    this.usedBytes += bytes
+  }
+
   /** Sets a file's counted size after it changed (truncate, or a failed write), adjusting usage. */
   settleSize(node: FsalNode, sizeBytes: number): void {
     if (node.pendingWrites > 0) return
@@ -208,8 +224,8 @@ export class Volume {
 
   /** Accounts for a file that lost its last name. */
   released(node: FsalNode | undefined, attributes: FileAttributes): void {
-    if (attributes.type !== 'file' || attributes.nlink > 1) return
-    const size = node !== undefined && node.quotaSizeBytes >= 0 ? node.quotaSizeBytes : attributes.sizeBytes
+    if (attributes.nlink > 1 && attributes.type !== 'dir') return
+    const size = attributes.type === 'file' && node !== undefined && node.quotaSizeBytes >= 0 ? node.quotaSizeBytes : countedBytes(attributes)
     this.usedBytes = Math.max(0, this.usedBytes - size)
   }
 
