@@ -108,12 +108,25 @@ export class AegisNode {
       }
     }
     const volumeRoot = real(hostPath)
-    const dataDir = real(this.config.dataDir)
     const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`)
-    if (inside(dataDir, volumeRoot) || inside(volumeRoot, dataDir)) {
+    const overlaps = (other: string): boolean => inside(other, volumeRoot) || inside(volumeRoot, other)
+
+    const dataDir = real(this.config.dataDir)
+    if (overlaps(dataDir)) {
       throw new StartupError(
         `volume ${volumeName}: config.path ${hostPath} overlaps the data directory ${this.config.dataDir}, which holds the handle key and the audit trail; choose a directory outside it`
       )
+    }
+    const auditDir = real(path.dirname(this.config.audit.path))
+    if (inside(auditDir, volumeRoot)) {
+      throw new StartupError(`volume ${volumeName}: config.path ${hostPath} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
+    }
+    // Nested volumes would let a client of the outer one bypass the inner one's access mode and quota.
+    for (const other of this.config.volumes) {
+      if (other.name === volumeName || other.type !== 'hostPath') continue
+      if (overlaps(real(String(other.config.path)))) {
+        throw new StartupError(`volume ${volumeName}: config.path ${hostPath} overlaps volume ${other.name} (${String(other.config.path)}); hostPath volumes must not contain one another`)
+      }
     }
   }
 

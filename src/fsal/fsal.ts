@@ -150,9 +150,12 @@ export class AegisFsal {
       if (!(error instanceof Stale)) throw fromErrno(error, `getattr ${node.path()}`)
       // The object may still exist under another name (a hard link, a rename on the host).
       volume.forget(node)
-      if (!(await volume.rescan())) throw error
+      if (volume.knownMissing(fields.fileId, fields.generation) || !(await volume.rescan())) throw error
       const found = volume.nodes.get(fields.fileId)
-      if (found === undefined || found.generation !== fields.generation) throw error
+      if (found === undefined || found.generation !== fields.generation) {
+        volume.rememberMissing(fields.fileId, fields.generation)
+        throw error
+      }
       ctx.node = found
       ctx.nodeAttributes = await volume.provider.getattr(found)
       return found
@@ -470,7 +473,7 @@ export class AegisFsal {
 
     const node = volume.nodes.get(removed.fileId)
     volume.released(node, removed)
-    if (node !== undefined && (removed.nlink <= 1 || removed.type === 'dir')) volume.forget(node)
+    if (node !== undefined && (removed.nlink === 0 || removed.type === 'dir')) volume.forget(node)
     return { before, after: await this.attributes(volume, dir) }
   }
 
@@ -478,11 +481,7 @@ export class AegisFsal {
     const fromDir = await this.directory(ctx, fromHandle)
     const fromName = this.name(ctx, fromRaw)
     const volume = this.volumeOf(ctx)
-    const toCtx = new RequestContext(ctx.client, ctx.uid, ctx.gid, ctx.procedure, ctx.startedAt)
-    const toDir = await this.directory(toCtx, toHandle)
-    const toName = this.name(toCtx, toRaw)
-    ctx.target = toCtx.path()
-    this.sameVolume(ctx, toCtx)
+    const { dir: toDir, name: toName } = await this.secondEntry(ctx, toHandle, toRaw)
     this.requireWritable(ctx)
 
     const fromBefore = await this.attributes(volume, fromDir)
@@ -495,7 +494,7 @@ export class AegisFsal {
     if (replaced !== null && replaced.fileId !== moved.fileId) {
       const replacedNode = volume.nodes.get(replaced.fileId)
       volume.released(replacedNode, replaced)
-      if (replacedNode !== undefined && (replaced.nlink <= 1 || replaced.type === 'dir')) volume.forget(replacedNode)
+      if (replacedNode !== undefined && (replaced.nlink === 0 || replaced.type === 'dir')) volume.forget(replacedNode)
     }
     volume.nodeFor(toDir, toName, moved)
 
@@ -504,23 +503,32 @@ export class AegisFsal {
     return { fromWcc: { before: fromBefore, after: fromAfter }, toWcc: { before: toBefore, after: toAfter } }
   }
 
-  /** Rename and link stay inside one volume; anything else is an attempt to move data across. */
-  private sameVolume(ctx: RequestContext, other: RequestContext): void {
-    if (other.blocked !== null) ctx.blocked = other.blocked
-    if (ctx.volume !== other.volume) {
-      ctx.blocked = `cross-volume operation from ${ctx.volume?.name} to ${other.volume?.name}`
-      throw new FsalError('XDEV', ctx.blocked)
+  /**
+   * Resolves the second directory entry of RENAME and LINK. Its target path and any refusal (a
+   * bad name, a forged handle, another volume) are recorded in the request's own context, so the
+   * audit trail shows them whether or not this throws.
+   */
+  private async secondEntry(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer): Promise<{ dir: FsalNode; name: string }> {
+    const second = new RequestContext(ctx.client, ctx.uid, ctx.gid, ctx.procedure, ctx.startedAt)
+    try {
+      const dir = await this.directory(second, dirHandle)
+      const name = this.name(second, rawName)
+      // Rename and link stay inside one volume; anything else is an attempt to move data across.
+      if (second.volume !== ctx.volume) {
+        second.blocked = `cross-volume operation from ${ctx.volume?.name} to ${second.volume?.name}`
+        throw new FsalError('XDEV', second.blocked)
+      }
+      return { dir, name }
+    } finally {
+      ctx.target = second.path() ?? second.name
+      if (second.blocked !== null) ctx.blocked = second.blocked
     }
   }
 
   async link(ctx: RequestContext, handle: Buffer, dirHandle: Buffer, rawName: Buffer): Promise<{ attributes: FileAttributes; dirWcc: Wcc }> {
     const node = await this.resolve(ctx, handle)
     const volume = this.volumeOf(ctx)
-    const dirCtx = new RequestContext(ctx.client, ctx.uid, ctx.gid, ctx.procedure, ctx.startedAt)
-    const dir = await this.directory(dirCtx, dirHandle)
-    const name = this.name(dirCtx, rawName)
-    ctx.target = dirCtx.path()
-    this.sameVolume(ctx, dirCtx)
+    const { dir, name } = await this.secondEntry(ctx, dirHandle, rawName)
     this.requireWritable(ctx)
     if (node.type === 'dir') throw new IsDirectory(`cannot hard-link directory ${node.path()}`)
 

@@ -1,6 +1,7 @@
 // One volume behind AegisFSAL: its provider, its node table, its quota and its directory listings.
 
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type net from 'node:net'
 import type { Logger } from 'pino'
 import type { StorageProvider } from '../providers/provider.js'
@@ -40,6 +41,7 @@ const LISTED_DIRECTORIES_MAX = 256
 const RESCAN_INTERVAL_MS = 2_000
 const CLIENT_DECISIONS_MAX = 4096
 const ENTRY_ATTRIBUTES_TTL_MS = 1_000
+const MISSING_OBJECTS_MAX = 4096
 
 /**
  * The bytes an object counts for in its volume's usage: the size of a file, of a symbolic link
@@ -65,6 +67,12 @@ export class Volume {
   private lastScanAt = 0
   private scanning: Promise<void> | null = null
   private lastScanModifications = -1
+  private lastScanStartedAt = 0
+  private lastScanDurationMs = 0
+  /** Objects that a rescan did not find, keyed "fileId:generation", oldest first. */
+  private readonly missing = new Map<string, true>()
+  /** The rescan that callers are waiting for, started when the interval since the last one ends. */
+  private nextScan: Promise<void> | null = null
 
   constructor(
     readonly settings: VolumeSettings,
@@ -121,6 +129,7 @@ export class Volume {
 
     if (countUsage) this.usedBytes = usedBytes
     this.lastScanAt = Date.now()
+    this.lastScanDurationMs = this.lastScanAt - started
     this.lastScanModifications = modifications
     this.logger.info({ volume: this.name, objects, usedBytes: this.usedBytes, ms: this.lastScanAt - started }, countUsage ? 'volume scanned' : 'volume rescanned')
   }
@@ -156,26 +165,52 @@ export class Volume {
    */
   async resolve(fileId: number, generation: number): Promise<FsalNode> {
     let node = this.nodes.get(fileId)
-    if (node === undefined && (await this.rescan())) node = this.nodes.get(fileId)
+    if (node === undefined && !this.knownMissing(fileId, generation) && (await this.rescan())) node = this.nodes.get(fileId)
     if (node === undefined || node.generation !== generation) {
+      this.rememberMissing(fileId, generation)
       throw new Stale(`volume ${this.name} has no object with fileid ${fileId}`)
     }
     return node
   }
 
+  /** True for an object a rescan already looked for in vain; its handles get STALE at once. */
+  knownMissing(fileId: number, generation: number): boolean {
+    return this.missing.has(`${fileId}:${generation}`)
+  }
+
+  rememberMissing(fileId: number, generation: number): void {
+    this.missing.set(`${fileId}:${generation}`, true)
+    if (this.missing.size > MISSING_OBJECTS_MAX) this.missing.delete(this.missing.keys().next().value as string)
+  }
+
   /**
    * Rescans the volume to find objects that moved without this node seeing it: a file whose
    * remembered name was removed while another hard link remains, or a rename made on the host.
-   * Returns false without scanning when nothing changed through this node since the last scan
-   * and that scan is less than RESCAN_INTERVAL_MS old, so stale handles cannot trigger a scan each.
+   * Returns false without scanning when nothing changed through this node since a scan less than
+   * RESCAN_INTERVAL_MS old. Otherwise the caller waits for the next scan: scans start at most once
+   * per RESCAN_INTERVAL_MS (or ten times the last scan's duration), and an object a scan did not
+   * find is remembered, so repeating a stale handle costs no further scan.
    */
   async rescan(): Promise<boolean> {
     const recent = Date.now() - this.lastScanAt < RESCAN_INTERVAL_MS
-    if (this.scanning === null && recent && this.modifications === this.lastScanModifications) return false
-    this.scanning ??= this.scan(false).finally(() => {
-      this.scanning = null
-    })
-    await this.scanning
+    if (this.nextScan === null && recent && this.modifications === this.lastScanModifications) return false
+
+    if (this.nextScan === null) {
+      // Scans of a large volume take long, so they may use at most a tenth of the time.
+      const intervalMs = Math.max(RESCAN_INTERVAL_MS, 10 * this.lastScanDurationMs)
+      const delayMs = Math.max(0, this.lastScanStartedAt + intervalMs - Date.now())
+      this.nextScan = (async () => {
+        if (this.scanning !== null) await this.scanning.catch(() => {})
+        await sleep(delayMs)
+        this.nextScan = null
+        this.lastScanStartedAt = Date.now()
+        this.scanning = this.scan(false).finally(() => {
+          this.scanning = null
+        })
+        await this.scanning
+      })()
+    }
+    await this.nextScan
     return true
   }
 
@@ -222,9 +257,12 @@ export class Volume {
     node.quotaSizeBytes = sizeBytes
   }
 
-  /** Accounts for a file that lost its last name. */
+  /**
+   * Accounts for an object that lost a name; `attributes.nlink` counts the names it still has
+   * (as provider remove and rename report it), and only an object left with none frees its bytes.
+   */
   released(node: FsalNode | undefined, attributes: FileAttributes): void {
-    if (attributes.nlink > 1 && attributes.type !== 'dir') return
+    if (attributes.nlink > 0 && attributes.type !== 'dir') return
     const size = attributes.type === 'file' && node !== undefined && node.quotaSizeBytes >= 0 ? node.quotaSizeBytes : countedBytes(attributes)
     this.usedBytes = Math.max(0, this.usedBytes - size)
   }

@@ -91,6 +91,9 @@ export class MountProgram implements RpcProgram {
       case 2:
         for (const [host, paths] of this.mounts) {
           for (const dirPath of paths) {
+            // Only mounts of volumes the caller may use, so DUMP reveals nothing EXPORT hides.
+            const volume = this.fsal.volumeByName(dirPath.split('/').find((part) => part.length > 0) ?? '')
+            if (volume === undefined || !this.fsal.clientAllowed(volume, client)) continue
             reply.bool(true)
             reply.string(host.slice(0, MNTNAMLEN))
             reply.string(dirPath)

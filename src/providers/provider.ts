@@ -59,13 +59,18 @@ export interface StorageProvider {
   readlink(node: FsalNode): Promise<Buffer>
   /** Adds `name` in `dir` as another name of `node`. */
   link(node: FsalNode, dir: FsalNode, name: string): Promise<FileAttributes>
-  /** Removes a non-directory; returns the attributes it had just before. */
+  /**
+   * Removes a non-directory; returns its attributes with nlink set to the names it still has
+   * after the removal (0 when it is gone), counted after the unlink so that a concurrent LINK
+   * cannot make it stale.
+   */
   remove(dir: FsalNode, name: string): Promise<FileAttributes>
   /** Removes an empty directory; NotEmpty (and nothing removed) otherwise. */
   rmdir(dir: FsalNode, name: string): Promise<FileAttributes>
   /**
    * Renames atomically, replacing a target of a compatible type (a file by a file, a directory by
-   * an empty directory). Returns the attributes of the replaced target, or null.
+   * an empty directory). Returns the attributes of the replaced target, with nlink set to the
+   * names it still has afterwards, or null.
    */
   rename(fromDir: FsalNode, fromName: string, toDir: FsalNode, toName: string): Promise<FileAttributes | null>
   /** Applies mode, size and times; ownership never reaches a provider. */

@@ -383,13 +383,18 @@ export class LocalHostProvider implements StorageProvider {
 
   async remove(dir: FsalNode, name: string): Promise<FileAttributes> {
     return this.withPathFds([dir], async (dirFd) => {
+      let targetFd = -1
       try {
-        const attributes = statAt(dirFd, name)
+        targetFd = native.openat(dirFd, name, O_PATH | O_NOFOLLOW, 0)
+        const attributes = statFd(targetFd)
         if (attributes.type === 'dir') throw new IsDirectory(`${name} in ${dir.path()} is a directory; use RMDIR`)
         await native.callAsync(AsyncOp.Unlink, dirFd, name, 0, 0, -1, '')
+        attributes.nlink = statFd(targetFd).nlink
         return attributes
       } catch (error) {
         throw fromErrno(error, `remove ${name} in ${dir.path()}`)
+      } finally {
+        if (targetFd >= 0) fs.closeSync(targetFd)
       }
     })
   }
@@ -410,14 +415,17 @@ export class LocalHostProvider implements StorageProvider {
 
   async rename(fromDir: FsalNode, fromName: string, toDir: FsalNode, toName: string): Promise<FileAttributes | null> {
     return this.withPathFds([fromDir, toDir], async (fromFd, toFd) => {
+      let replacedFd = -1
       try {
         let replaced: FileAttributes | null = null
         try {
-          replaced = statAt(toFd, toName)
+          replacedFd = native.openat(toFd, toName, O_PATH | O_NOFOLLOW, 0)
+          replaced = statFd(replacedFd)
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
         }
         await native.callAsync(AsyncOp.Rename, fromFd, fromName, 0, 0, toFd, toName)
+        if (replaced !== null) replaced.nlink = statFd(replacedFd).nlink
         return replaced
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code
@@ -425,6 +433,8 @@ export class LocalHostProvider implements StorageProvider {
           throw new NotEmpty(`cannot replace ${toName} in ${toDir.path()}: it is a directory that is not empty`)
         }
         throw fromErrno(error, `rename ${fromName} in ${fromDir.path()} to ${toName} in ${toDir.path()}`)
+      } finally {
+        if (replacedFd >= 0) fs.closeSync(replacedFd)
       }
     })
   }
