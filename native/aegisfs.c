@@ -274,6 +274,22 @@ static napi_value js_fchmodat(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// fdLocation(fd) -> Buffer: where the kernel says an open descriptor's object is now, read from
+// /proc/self/fd/<fd> (with " (deleted)" appended when its name was removed).
+static napi_value js_fd_location(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  INT_ARG(fd, 0);
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", (int)fd);
+  char target[PATH_MAX];
+  ssize_t length = readlink(link, target, sizeof target);
+  if (length < 0) return throw_errno(env, errno, "readlink");
+  napi_value result;
+  void *data;
+  napi_create_buffer_copy(env, (size_t)length, target, &data, &result);
+  return result;
+}
+
 // fstatvfs(fd) -> [blockSize, blocks, blocksFree, blocksAvailable, files, filesFree, filesAvailable]
 static napi_value js_fstatvfs(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -452,6 +468,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"utimensat", NULL, js_utimensat, NULL, NULL, NULL, napi_default, NULL},
     {"fchmodat", NULL, js_fchmodat, NULL, NULL, NULL, napi_default, NULL},
     {"fstatvfs", NULL, js_fstatvfs, NULL, NULL, NULL, napi_default, NULL},
+    {"fdLocation", NULL, js_fd_location, NULL, NULL, NULL, napi_default, NULL},
     {"readdir", NULL, js_readdir, NULL, NULL, NULL, napi_default, NULL},
     {"callAsync", NULL, js_call_async, NULL, NULL, NULL, napi_default, NULL},
   };

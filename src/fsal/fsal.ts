@@ -554,9 +554,13 @@ export class AegisFsal {
     return { dir, attributes, parent, parentAttributes, listing, entries }
   }
 
-  /** Returns the node of a listed name, creating it in the node table if needed. */
-  entryNode(volume: Volume, dir: FsalNode, name: string, attributes: FileAttributes): FsalNode {
-    return volume.nodeFor(dir, name, attributes)
+  /** Returns the node of entry `index` of a listing, creating it in the node table if needed. */
+  entryNode(volume: Volume, dir: FsalNode, listing: Listing, index: number, attributes: FileAttributes): FsalNode {
+    const cached = listing.entryNodes[index]
+    if (cached !== undefined && cached.fileId === attributes.fileId && cached.generation === attributes.generation && cached.parent === dir) return cached
+    const node = volume.nodeFor(dir, listing.names[index], attributes)
+    listing.entryNodes[index] = node
+    return node
   }
 
   /** FSSTAT: the volume's size_limit and usage when it has a limit, the backend's figures otherwise. */

@@ -27,6 +27,8 @@ export interface Listing {
   names: string[]
   /** Attributes of `names`, taken together for READDIRPLUS pages; see Volume.cachedEntries. */
   entryAttributes: Array<FileAttributes | null> | null
+  /** The node of each name, filled as pages are sent; checked against the name's fileId. */
+  entryNodes: Array<FsalNode | undefined>
   entryAttributesAtMs: number
   entryAttributesModifications: number
   entriesVersion: number
@@ -329,6 +331,7 @@ export class Volume {
       verifier: listingVerifier,
       names,
       entryAttributes: null,
+      entryNodes: new Array(names.length),
       entryAttributesAtMs: 0,
       entryAttributesModifications: 0,
       entriesVersion: dir.entriesVersion,

@@ -99,6 +99,15 @@ export class XdrWriter {
     this.ensure(bytes)
   }
 
+  /**
+   * Moves what was written so far into `buffer` and goes on writing there. The caller owns
+   * `buffer` (a pooled one, say) and must not reuse it while the bytes are in use.
+   */
+  adopt(buffer: Buffer): void {
+    this.buffer.copy(buffer, 0, 0, this.offset)
+    this.buffer = buffer
+  }
+
   private ensure(bytes: number): void {
     if (this.offset + bytes <= this.buffer.length) return
     let size = this.buffer.length * 2
@@ -131,9 +140,20 @@ export class XdrWriter {
 
   /** Writes a non-negative integer below 2^53 as an unsigned 64-bit value. */
   u64(value: number): void {
+    this.ensure(8)
     const high = Math.floor(value / TWO_POW_32)
-    this.u32(high)
-    this.u32(value - high * TWO_POW_32)
+    const low = value - high * TWO_POW_32
+    const buffer = this.buffer
+    const offset = this.offset
+    buffer[offset] = high >>> 24
+    buffer[offset + 1] = high >>> 16
+    buffer[offset + 2] = high >>> 8
+    buffer[offset + 3] = high
+    buffer[offset + 4] = low >>> 24
+    buffer[offset + 5] = low >>> 16
+    buffer[offset + 6] = low >>> 8
+    buffer[offset + 7] = low
+    this.offset = offset + 8
   }
 
   u64big(value: bigint): void {
@@ -144,11 +164,19 @@ export class XdrWriter {
 
   /** Writes fixed-length opaque data followed by zero padding to a multiple of four bytes. */
   fixed(data: Uint8Array): void {
-    const padded = (data.length + 3) & ~3
+    const length = data.length
+    const padded = (length + 3) & ~3
     this.ensure(padded)
-    this.buffer.set(data, this.offset)
-    for (let i = this.offset + data.length; i < this.offset + padded; i++) this.buffer[i] = 0
-    this.offset += padded
+    const buffer = this.buffer
+    const offset = this.offset
+    // A byte loop beats TypedArray.set for the short values (handles, verifiers) written most.
+    if (length <= 64) {
+      for (let i = 0; i < length; i++) buffer[offset + i] = data[i]
+    } else {
+      buffer.set(data, offset)
+    }
+    for (let i = offset + length; i < offset + padded; i++) buffer[i] = 0
+    this.offset = offset + padded
   }
 
   opaque(data: Uint8Array): void {

@@ -7,6 +7,7 @@
 // every name exactly once.
 
 import { FsalError } from '../../fsal/errors.js'
+import { BufferPool } from '../../providers/buffer-pool.js'
 import type { FsalNode } from '../../fsal/node.js'
 import type { FileAttributes } from '../../fsal/types.js'
 import { Nfsstat3 } from '../status.js'
@@ -18,13 +19,15 @@ const RESOK_FIXED_BYTES = 4 + 4 + 84 + 8 + 4 + 4
 const FATTR3_BYTES = 84
 /** Upper bound on the reply buffer allocated up front; a client may ask for far larger pages. */
 const MAX_REPLY_PREALLOCATION_BYTES = 1024 * 1024
+/** Reply buffers for pages up to 128 KiB, the sizes clients ask for in practice. */
+const REPLY_POOL = new BufferPool(128 * 1024 + 1024, 64)
 
 function paddedBytes(length: number): number {
   return (length + 3) & ~3
 }
 
 async function run(call: ProcedureCall, plus: boolean): Promise<void> {
-  const { ctx, args, reply, state } = call
+  const { ctx, args, reply, rpc, state } = call
   const dirHandle = readHandle(args)
   const cookieBig = args.u64big()
   const verifier = args.fixed(8)
@@ -40,7 +43,15 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
   const total = listing.names.length + 2
   if (cookie > total) throw new FsalError('BAD_COOKIE', `cookie ${cookie} is past the end of a listing of ${total} entries`)
 
-  reply.reserve(Math.min(maxCount, MAX_REPLY_PREALLOCATION_BYTES))
+  // Large pages are written into pooled buffers: allocating one per page makes V8 run full
+  // collections for the external memory alone.
+  if (maxCount <= REPLY_POOL.bufferBytes && rpc.replyRelease === null) {
+    const pooled = REPLY_POOL.acquire(REPLY_POOL.bufferBytes)
+    reply.adopt(pooled)
+    rpc.replyRelease = () => REPLY_POOL.release(pooled)
+  } else {
+    reply.reserve(Math.min(maxCount, MAX_REPLY_PREALLOCATION_BYTES))
+  }
   reply.u32(Nfsstat3.OK)
   writePostOpAttr(reply, page.attributes, view)
   reply.fixed(listing.verifier)
@@ -66,7 +77,7 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
       if (listed === null) continue
       name = listing.names[index - 2]
       attributes = listed
-      node = state.fsal.entryNode(volume, dir, name, attributes)
+      node = state.fsal.entryNode(volume, dir, listing, index - 2, attributes)
     }
 
     const nameBytes = Buffer.byteLength(name)

@@ -9,6 +9,8 @@ export const NFS3_FHSIZE = 64
 export const NAME_WIRE_MAX = 1024
 export const PATH_WIRE_MAX = 4096
 
+const FATTR3_BYTES = 84
+
 const FTYPE: Record<FileAttributes['type'], number> = {
   file: 1,
   dir: 2,
@@ -27,6 +29,7 @@ export interface AttributeView {
 }
 
 export function writeFattr3(w: XdrWriter, a: FileAttributes, view: AttributeView): void {
+  w.reserve(FATTR3_BYTES)
   w.u32(FTYPE[a.type])
   w.u32(a.mode)
   w.u32(a.nlink)

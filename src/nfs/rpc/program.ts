@@ -28,6 +28,8 @@ export interface RpcCall {
   payload: Buffer | null
   /** Called once the payload has been handed to the kernel, or dropped. */
   payloadRelease: (() => void) | null
+  /** Called once the reply has been handed to the kernel, or dropped (a pooled reply buffer). */
+  replyRelease: (() => void) | null
   /** process.hrtime.bigint() when the record was complete. */
   readonly receivedAt: bigint
 }

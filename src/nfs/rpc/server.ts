@@ -183,6 +183,7 @@ export class RpcServer {
       reply: writer,
       payload: null,
       payloadRelease: null,
+      replyRelease: null,
       receivedAt
     }
 
@@ -205,7 +206,10 @@ export class RpcServer {
         if (error === undefined) this.drc.finish(drcKey, checksum, withRecordMark(reply, 0))
         else this.drc.abandon(drcKey, checksum)
       }
-      send(reply, call.payload, call.payloadRelease)
+      const payloadRelease = call.payloadRelease
+      const replyRelease = call.replyRelease
+      const release = replyRelease === null ? payloadRelease : payloadRelease === null ? replyRelease : () => (payloadRelease(), replyRelease())
+      send(reply, call.payload, release)
       done()
     }
 
@@ -379,7 +383,7 @@ class RpcConnection implements ConnectionInfo {
     const payloadBytes = payload ? (payload.length + 3) & ~3 : 0
     withRecordMark(reply, payloadBytes)
     if (payload === null) {
-      this.socket.write(reply)
+      this.socket.write(reply, release === null ? undefined : () => release())
       return
     }
 

@@ -19,6 +19,7 @@ interface NativeFs {
   utimensat(dirFd: number, name: string | Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, flags: number): void
   fchmodat(dirFd: number, name: string | Buffer, mode: number, flags: number): void
   fstatvfs(fd: number): number[]
+  fdLocation(fd: number): Buffer
   readdir(dirFd: number): Buffer[]
   callAsync(op: AsyncOp, dirFd: number, name: string | Buffer, flags: number, mode: number, dirFd2: number, name2: string | Buffer): Promise<number>
 }

@@ -87,7 +87,7 @@ export class LocalHostProvider implements StorageProvider {
 
   async open(): Promise<FileAttributes> {
     this.rootFd = native.openat(AT_FDCWD, this.options.rootPath, O_PATH | O_DIRECTORY, 0)
-    this.rootLocation = fs.readlinkSync(procPath(this.rootFd), { encoding: 'buffer' })
+    this.rootLocation = native.fdLocation(this.rootFd)
     return statFd(this.rootFd)
   }
 
@@ -97,14 +97,14 @@ export class LocalHostProvider implements StorageProvider {
    * reports a descriptor's current location through /proc/self/fd.
    */
   private checkInside(node: FsalNode, fd: number): number {
-    let location = fs.readlinkSync(procPath(fd), { encoding: 'buffer' })
+    let location = native.fdLocation(fd)
     if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) {
       // The name this descriptor was opened by is gone (a file linked elsewhere, then removed
       // here), so it proves nothing. Opening again by the name the node table has either finds
       // the object inside the volume or fails as Stale.
       this.forget(node)
       fd = this.pathFd(node)
-      location = fs.readlinkSync(procPath(fd), { encoding: 'buffer' })
+      location = native.fdLocation(fd)
       if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) location = location.subarray(0, -DELETED_SUFFIX.length)
     }
 
