@@ -62,7 +62,7 @@ export interface LocalHostOptions {
   readOnly?: boolean
 }
 
-/** What Linux appends to a descriptor's location in /proc when its name was removed. */
+/** Suffix Linux appends to a descriptor's location in /proc when its name was removed. */
 const DELETED_SUFFIX = Buffer.from(' (deleted)')
 
 function procPath(fd: number): string {
