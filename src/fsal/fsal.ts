@@ -265,7 +265,7 @@ export class AegisFsal {
     const volume = this.volumeOf(ctx)
     const attributes = await this.lookupIn(volume, dir, name)
     const node = volume.nodeFor(dir, name, attributes)
-    return { node, attributes, dirAttributes: await this.attributes(volume, dir) }
+    return { node, attributes, dirAttributes: ctx.nodeAttributes! }
   }
 
   private async lookupIn(volume: Volume, dir: FsalNode, name: string): Promise<FileAttributes> {
@@ -361,7 +361,7 @@ export class AegisFsal {
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
     const volume = this.volumeOf(ctx)
-    const dirBefore = await this.attributes(volume, dir)
+    const dirBefore = ctx.nodeAttributes!
     const initial = args.attributes ?? {}
     this.checkOwner(volume, initial)
     const mode = args.how === 'exclusive' ? 0o600 : withoutPrivilegeBits(initial.mode ?? 0o644, 'file')
@@ -415,7 +415,7 @@ export class AegisFsal {
     this.requireWritable(ctx)
     const volume = this.volumeOf(ctx)
     this.checkOwner(volume, initial)
-    const dirBefore = await this.attributes(volume, dir)
+    const dirBefore = ctx.nodeAttributes!
     // Held before the directory exists, then replaced by the size it really has.
     volume.holdBytes(DIRECTORY_ESTIMATE_BYTES)
     let attributes: FileAttributes
@@ -441,7 +441,7 @@ export class AegisFsal {
     this.checkOwner(volume, initial)
     if (target.length === 0 || target.includes(0)) throw new InvalidArgument('symbolic link target must be non-empty and contain no NUL byte')
     ctx.target = target.toString('utf8')
-    const dirBefore = await this.attributes(volume, dir)
+    const dirBefore = ctx.nodeAttributes!
     volume.holdBytes(target.length)
     let attributes: FileAttributes
     try {
@@ -467,7 +467,7 @@ export class AegisFsal {
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
     const volume = this.volumeOf(ctx)
-    const before = await this.attributes(volume, dir)
+    const before = ctx.nodeAttributes!
     const removed = directory ? await volume.provider.rmdir(dir, name) : await volume.provider.remove(dir, name)
     volume.touched(dir)
 
@@ -484,7 +484,7 @@ export class AegisFsal {
     const { dir: toDir, name: toName } = await this.secondEntry(ctx, toHandle, toRaw)
     this.requireWritable(ctx)
 
-    const fromBefore = await this.attributes(volume, fromDir)
+    const fromBefore = ctx.nodeAttributes!
     const toBefore = fromDir === toDir ? fromBefore : await this.attributes(volume, toDir)
     const moved = await this.lookupIn(volume, fromDir, fromName)
     const replaced = await volume.provider.rename(fromDir, fromName, toDir, toName)
@@ -546,7 +546,7 @@ export class AegisFsal {
   async readdir(ctx: RequestContext, dirHandle: Buffer, cookie: number, verifier: Buffer): Promise<DirectoryPage> {
     const dir = await this.directory(ctx, dirHandle)
     const volume = this.volumeOf(ctx)
-    const attributes = await this.attributes(volume, dir)
+    const attributes = ctx.nodeAttributes!
     const listing = await volume.listing(dir, attributes, cookie, verifier)
     const parent = dir.parent ?? dir
     const parentAttributes = parent === dir ? attributes : await this.attributes(volume, parent)
