@@ -19,6 +19,7 @@ import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 
 const HANDLE_KEY_FILE = 'handle.key'
+const LOCK_FILE = 'node.lock'
 const HANDLE_KEY_BYTES = 32
 /** Largest READ or WRITE; FSINFO advertises it and max_record_bytes must leave room for it. */
 const MAX_TRANSFER_BYTES = 1024 * 1024
@@ -50,6 +51,16 @@ export function loadHandleKey(dataDir: string): Buffer {
   return key
 }
 
+/** Returns true when a process with this id runs (signal 0 checks without sending anything). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 function blockListOf(cidrs: string[]): net.BlockList {
   const list = new net.BlockList()
   for (const cidr of cidrs) {
@@ -65,6 +76,7 @@ export class AegisNode {
   private rpc: RpcServer | null = null
   private audit: AuditSink | null = null
   private volumes: Volume[] = []
+  private lockPath: string | null = null
   private readonly bufferPool = new BufferPool(MAX_TRANSFER_BYTES, 64)
   address: net.AddressInfo | null = null
 
@@ -73,33 +85,81 @@ export class AegisNode {
     private readonly logger: Logger
   ) {}
 
+  /** Builds the error for volume `index`, in the form configuration errors take. */
+  private volumeError(index: number, field: string, detail: string): StartupError {
+    return new StartupError(`${this.config.source}: volumes[${index}]${field} (volume ${this.config.volumes[index].name}): ${detail}`)
+  }
+
+  /** Checks what only the host can tell (paths, overlaps, providers) before anything is created. */
+  private checkVolume(volume: VolumeConfig, index: number): void {
+    if (volume.type === 'local') return
+    if (volume.type !== 'hostPath') {
+      throw this.volumeError(index, '.type', `${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
+    }
+
+    const root = String(volume.config.path)
+    let stat
+    try {
+      stat = fs.statSync(root)
+    } catch {
+      throw this.volumeError(index, '.config.path', `${root} does not exist; create the directory or fix the path`)
+    }
+    if (!stat.isDirectory()) throw this.volumeError(index, '.config.path', `${root} is not a directory; give the directory to export`)
+    this.checkApartFromDataDir(index, root)
+  }
+
   private providerFor(volume: VolumeConfig): StorageProvider {
     const logger = this.logger.child({ component: 'provider:localhost', volume: volume.name })
+    const readOnly = volume.accessMode === 'read-only'
     if (volume.type === 'local') {
       const root = path.join(this.config.dataDir, 'volumes', volume.name)
       fs.mkdirSync(root, { recursive: true, mode: 0o755 })
-      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool, readOnly: volume.accessMode === 'read-only' })
+      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool, readOnly })
     }
-    if (volume.type === 'hostPath') {
-      const root = String(volume.config.path)
-      let stat
+    return new LocalHostProvider({ rootPath: String(volume.config.path), logger, bufferPool: this.bufferPool, readOnly })
+  }
+
+  /**
+   * Takes the data directory for this process. Two nodes on one data directory would each count
+   * only their own writes against a volume's size_limit, and interleave one audit trail.
+   */
+  private lockDataDir(): void {
+    const lockPath = path.join(this.config.dataDir, LOCK_FILE)
+    for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        stat = fs.statSync(root)
-      } catch {
-        throw new StartupError(`volume ${volume.name}: config.path ${root} does not exist; create the directory or fix the path`)
+        fs.writeFileSync(lockPath, `${process.pid}\n`, { flag: 'wx', mode: 0o600 })
+        this.lockPath = lockPath
+        return
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       }
-      if (!stat.isDirectory()) throw new StartupError(`volume ${volume.name}: config.path ${root} is not a directory`)
-      this.checkApartFromDataDir(volume.name, root)
-      return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool, readOnly: volume.accessMode === 'read-only' })
+
+      const owner = Number.parseInt(fs.readFileSync(lockPath, 'utf8'), 10)
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processExists(owner)) {
+        throw new StartupError(`data directory ${this.config.dataDir} is in use by process ${owner} (lock file ${lockPath}); stop that node or choose another --data-dir`)
+      }
+      this.logger.warn({ lockPath, owner }, 'removing the lock of a node that is no longer running')
+      fs.rmSync(lockPath, { force: true })
     }
-    throw new StartupError(`volume ${volume.name}: type ${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
+    throw new StartupError(`could not take the lock ${lockPath}; remove it if no node uses ${this.config.dataDir}`)
+  }
+
+  private unlockDataDir(): void {
+    if (this.lockPath === null) return
+    try {
+      if (fs.readFileSync(this.lockPath, 'utf8').trim() === String(process.pid)) fs.rmSync(this.lockPath)
+    } catch (error) {
+      this.logger.warn({ err: error, lockPath: this.lockPath }, 'could not remove the data directory lock')
+    }
+    this.lockPath = null
   }
 
   /**
    * Rejects a hostPath that contains the data directory or lies inside it: its clients could read
    * the handle key, and with it forge handles for every volume, or the audit trail.
    */
-  private checkApartFromDataDir(volumeName: string, hostPath: string): void {
+  private checkApartFromDataDir(index: number, hostPath: string): void {
+    const volumeName = this.config.volumes[index].name
     const real = (target: string): string => {
       try {
         return fs.realpathSync(target)
@@ -113,31 +173,40 @@ export class AegisNode {
 
     const dataDir = real(this.config.dataDir)
     if (overlaps(dataDir)) {
-      throw new StartupError(
-        `volume ${volumeName}: config.path ${hostPath} overlaps the data directory ${this.config.dataDir}, which holds the handle key and the audit trail; choose a directory outside it`
-      )
+      throw this.volumeError(index, '.config.path', `${hostPath} overlaps the data directory ${this.config.dataDir}, which holds the handle key and the audit trail; choose a directory outside it`)
     }
     const auditDir = real(path.dirname(this.config.audit.path))
     if (inside(auditDir, volumeRoot)) {
-      throw new StartupError(`volume ${volumeName}: config.path ${hostPath} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
+      throw this.volumeError(index, '.config.path', `${hostPath} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
     }
     // Nested volumes would let a client of the outer one bypass the inner one's access mode and quota.
     for (const other of this.config.volumes) {
       if (other.name === volumeName || other.type !== 'hostPath') continue
       if (overlaps(real(String(other.config.path)))) {
-        throw new StartupError(`volume ${volumeName}: config.path ${hostPath} overlaps volume ${other.name} (${String(other.config.path)}); hostPath volumes must not contain one another`)
+        throw this.volumeError(index, '.config.path', `${hostPath} overlaps volume ${other.name} (${String(other.config.path)}); hostPath volumes must not contain one another`)
       }
     }
   }
 
   async start(): Promise<net.AddressInfo> {
     const config = this.config
-    // Check every volume before touching anything, so that one bad volume stops the start cleanly.
-    const providers = config.volumes.map((volume) => this.providerFor(volume))
+    // Check every volume before creating anything, so that a bad one leaves no trace behind.
+    config.volumes.forEach((volume, index) => this.checkVolume(volume, index))
+    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+    this.lockDataDir()
+    try {
+      return await this.startLocked()
+    } catch (error) {
+      this.unlockDataDir()
+      throw error
+    }
+  }
 
+  private async startLocked(): Promise<net.AddressInfo> {
+    const config = this.config
     // Modes that clients ask for in CREATE, MKDIR and SETATTR must land as given, not masked.
     process.umask(0)
-    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+    const providers = config.volumes.map((volume) => this.providerFor(volume))
     const handles = new HandleCodec(loadHandleKey(config.dataDir))
     this.audit = new AuditSink(config.audit.path, config.audit.maxPendingEvents, this.logger.child({ component: 'audit' }))
     await this.audit.open()
@@ -212,6 +281,7 @@ export class AegisNode {
     if (this.rpc) await this.rpc.close()
     for (const volume of this.volumes) await volume.close()
     if (this.audit) await this.audit.close()
+    this.unlockDataDir()
     this.rpc = null
     this.audit = null
     this.logger.info('node stopped')

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The aegis-node command line: `serve` runs the node, `exports` prints how to mount its volumes.
 
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { ConfigError, embeddedDefaultConfig, formatExports, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/index.js'
@@ -23,8 +24,14 @@ Options:
   --nfs-port PORT    TCP port for MOUNT and NFS; default 2049 (0 picks a free port)
   --nfs-bind ADDR    Address to listen on; default 127.0.0.1
   --log-level LEVEL  trace, debug, info, warn or error; default info
+  --version          Print the version.
   -h, --help         Show this help.
 `
+
+function packageVersion(): string {
+  const packageJson = new URL('../../../package.json', import.meta.url)
+  return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version
+}
 
 function fail(message: string): never {
   process.stderr.write(`aegis-node: ${message}\n`)
@@ -33,7 +40,7 @@ function fail(message: string): never {
 
 function parsePort(value: string | undefined): number | undefined {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || Number(value) > 65535) fail(`--nfs-port ${JSON.stringify(value)} is not a port number; give 0 to 65535`)
+  if (!/^\d+$/.test(value) || Number(value) > 65535) fail(`command line: --nfs-port ${JSON.stringify(value)} is not a port number; give 0 to 65535`)
   return Number(value)
 }
 
@@ -81,7 +88,8 @@ async function main(): Promise<void> {
         'nfs-port': { type: 'string' },
         'nfs-bind': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
-        help: { type: 'boolean', short: 'h' }
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' }
       }
     })
   } catch (error) {
@@ -89,6 +97,10 @@ async function main(): Promise<void> {
   }
   const { values, positionals } = parsed
   const command = positionals[0]
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`)
+    return
+  }
   if (values.help || command === undefined) {
     process.stdout.write(USAGE)
     return

@@ -4,6 +4,9 @@ import { ipFamily, isUnspecifiedAddress } from './network.js'
 import type { NodeConfig, VolumeConfig } from './schema.js'
 import { formatSize } from './size.js'
 
+/** Volume types this version has a storage provider for. */
+const SERVED_TYPES: readonly string[] = ['local', 'hostPath']
+
 /** Returns the host that clients connect to: nfs.advertise_host, or else the bind address. */
 export function advertisedHost(config: NodeConfig): string {
   return config.nfs.advertiseHost ?? config.nfs.bind
@@ -94,6 +97,9 @@ function formatVolume(config: NodeConfig, volume: VolumeConfig, port: number): s
 export function formatExports(config: NodeConfig, port: number): string {
   const host = advertisedHost(config)
   const header = [`# Node ${config.nodeName}: ${config.volumes.length} NFSv3 export(s) at ${host}, port ${port}`]
+  if (port === 0) {
+    header.push('# Note: port 0 means the node picks a free port when it starts; take the port from its', '# "listening" log line, or set nfs.port.')
+  }
   if (isUnspecifiedAddress(host)) {
     header.push(
       `# Note: ${host} accepts connections on every interface but is not an address clients can use;`,
@@ -101,6 +107,13 @@ export function formatExports(config: NodeConfig, port: number): string {
     )
   }
 
-  const blocks = [header.join('\n'), ...config.volumes.map((volume) => formatVolume(config, volume, port))]
+  const blocks = [
+    header.join('\n'),
+    ...config.volumes.map((volume) => {
+      const block = formatVolume(config, volume, port)
+      if (SERVED_TYPES.includes(volume.type)) return block
+      return `# Note: volume ${volume.name} has type ${volume.type}, which this version cannot serve yet; "serve" refuses to start with it.\n${block}`
+    })
+  ]
   return blocks.join('\n\n') + '\n'
 }

@@ -32,6 +32,18 @@ const enum MountStat {
   SERVERFAULT = 10006
 }
 
+const MOUNT_STATUS_NAMES = new Map<number, string>([
+  [MountStat.OK, 'OK'],
+  [MountStat.PERM, 'MNT3ERR_PERM'],
+  [MountStat.NOENT, 'MNT3ERR_NOENT'],
+  [MountStat.IO, 'MNT3ERR_IO'],
+  [MountStat.ACCES, 'MNT3ERR_ACCES'],
+  [MountStat.NOTDIR, 'MNT3ERR_NOTDIR'],
+  [MountStat.INVAL, 'MNT3ERR_INVAL'],
+  [MountStat.NAMETOOLONG, 'MNT3ERR_NAMETOOLONG'],
+  [MountStat.SERVERFAULT, 'MNT3ERR_SERVERFAULT']
+])
+
 const PROCEDURE_NAMES = ['MOUNT_NULL', 'MNT', 'DUMP', 'UMNT', 'UMNTALL', 'EXPORT']
 
 const MOUNT_STATUS_BY_CODE: Partial<Record<string, MountStat>> = {
@@ -77,7 +89,7 @@ export class MountProgram implements RpcProgram {
       case 1: {
         const dirPath = call.args.opaque(MNTPATHLEN).toString('utf8')
         const result = await this.mnt(ctx, dirPath)
-        status = result.status === MountStat.OK ? 'OK' : `MNT3ERR_${result.status}`
+        status = MOUNT_STATUS_NAMES.get(result.status) ?? `MNT3ERR_${result.status}`
         reply.u32(result.status)
         if (result.handle !== null) {
           reply.opaque(result.handle)

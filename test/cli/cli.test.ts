@@ -134,6 +134,26 @@ describe('aegis-node serve', () => {
     client.close()
   })
 
+  it('refuses a data directory in use', async () => {
+    const dataDir = makeTempDir()
+    const first = await serve(['--data-dir', dataDir])
+    const second = run(['serve', '--data-dir', dataDir, '--nfs-port', '0'])
+    expect(second.status).toBe(2)
+    expect(second.stderr).toContain(`in use by process ${first.child.pid}`)
+    first.child.kill('SIGTERM')
+    expect(await first.exited).toBe(0)
+    expect(fs.existsSync(path.join(dataDir, 'node.lock'))).toBe(false)
+  })
+
+  it('takes over a stale lock', async () => {
+    const dataDir = makeTempDir()
+    fs.writeFileSync(path.join(dataDir, 'node.lock'), '999999999\n')
+    const node = await serve(['--data-dir', dataDir])
+    expect(fs.readFileSync(path.join(dataDir, 'node.lock'), 'utf8').trim()).toBe(String(node.child.pid))
+    node.child.kill('SIGTERM')
+    expect(await node.exited).toBe(0)
+  })
+
   it('refuses a volume without a provider', () => {
     const dir = makeTempDir()
     const config = writeConfig(dir, `  - name: shared-data\n    type: seaweedfs\n    mount_path: /workspace/shared-data\n    access_mode: read-write\n`)
@@ -141,6 +161,7 @@ describe('aegis-node serve', () => {
     expect(result.status).toBe(2)
     expect(result.stderr).toContain('shared-data')
     expect(result.stderr).toContain('seaweedfs')
+    expect(fs.existsSync(path.join(dir, 'data'))).toBe(false)
   })
 
   it('refuses a missing hostPath directory', () => {
@@ -173,6 +194,15 @@ describe('aegis-node serve', () => {
     const result = run(['serve', '--nfs-port', 'abc'])
     expect(result.status).toBe(2)
     expect(result.stderr).toContain('"abc"')
+  })
+})
+
+describe('aegis-node --version', () => {
+  it('prints the package version', () => {
+    const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version
+    const result = run(['--version'])
+    expect(result.status).toBe(0)
+    expect(result.stdout.trim()).toBe(version)
   })
 })
 

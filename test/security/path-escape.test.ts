@@ -835,7 +835,7 @@ describe('path escape', () => {
     })
 
     it('MNT of parent is blocked', () => {
-      const found = events.some((event) => event.procedure === 'MNT' && event.status === 'MNT3ERR_13' && typeof event.blocked === 'string')
+      const found = events.some((event) => event.procedure === 'MNT' && event.status === 'MNT3ERR_ACCES' && typeof event.blocked === 'string')
       expect(found).toBe(true)
     })
 
