@@ -1,7 +1,7 @@
 // NFS throughput and operation rates of aegis-node beside NFS-Ganesha, measured in one run with
 // the same libnfs client (test/native/bin/aegis-nfs --bench), on loopback.
 //
-// Each figure is the median of RUNS runs. Results go to stdout as a Markdown table and to
+// Each figure is the median of RUNS runs after one discarded warm-up run. Results go to stdout as a Markdown table and to
 // bench/results/nfs.json; docs/benchmarks.md records them with the machine they came from.
 
 import { execFileSync, spawn } from 'node:child_process'
@@ -105,6 +105,9 @@ it('nfs: aegis-node beside NFS-Ganesha', async () => {
     for (const benchCase of CASES) {
       const aegisRuns: number[] = []
       const ganeshaRuns: number[] = []
+      // One discarded run each, so that JIT compilation and cold caches do not count.
+      await runNfsBench(aegisUrl, benchCase.op, benchCase.options)
+      await runNfsBench(ganesha.url(), benchCase.op, benchCase.options)
       for (let run = 0; run < RUNS; run++) {
         // Alternate the servers so that drifts of the machine touch both alike.
         aegisRuns.push(figureOf(await runNfsBench(aegisUrl, benchCase.op, benchCase.options), benchCase.unit))

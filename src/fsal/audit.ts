@@ -144,8 +144,12 @@ export class AuditSink {
   }
 }
 
+/** Characters JSON.stringify would escape: quotes, backslashes, controls and surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
 function jsonString(value: string | null): string {
-  return value === null ? 'null' : JSON.stringify(value)
+  if (value === null) return 'null'
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`
 }
 
 function jsonNumber(value: number | null): string {
