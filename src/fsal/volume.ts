@@ -57,6 +57,8 @@ export function countedBytes(attributes: FileAttributes): number {
 }
 
 export class Volume {
+  // NOTE: the table keeps every object a client has looked up or a scan has found, until it is
+  // removed; a volume of millions of files costs memory in proportion.
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
   usedBytes = 0

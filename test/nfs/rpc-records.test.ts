@@ -140,6 +140,13 @@ describe('rpc records', () => {
     expect(await serverAnswers(mounted.node.port)).toBe(true)
   })
 
+  it('endless empty fragments close connection', async () => {
+    const client = await RpcClient.connect(mounted.node.port)
+    client.sendRaw(Buffer.concat(Array.from({ length: 5000 }, () => fragmentHeader(0, false))))
+    expect(await client.waitClosed(5000)).toBe(true)
+    expect(await serverAnswers(mounted.node.port)).toBe(true)
+  })
+
   it('record at the maximum is served', async () => {
     const client = await RpcClient.connect(mounted.node.port)
     const { xid, body } = client.encodeCall(NFS_PROGRAM, 3, 0, () => {})

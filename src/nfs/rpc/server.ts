@@ -23,6 +23,8 @@ import type { ConnectionInfo, RpcCall, RpcProgram } from './program.js'
 const LAST_FRAGMENT = 0x8000_0000
 const FRAGMENT_LENGTH_MASK = 0x7fff_ffff
 const PADDING = Buffer.alloc(4)
+/** Fragments one record may have; clients send one, or a few for very large records. */
+const MAX_FRAGMENTS_PER_RECORD = 1024
 
 export interface RpcServerOptions {
   programs: RpcProgram[]
@@ -303,6 +305,14 @@ class RpcConnection implements ConnectionInfo {
       let pooled = this.pooledFragment
       this.pooledFragment = null
       if ((header & LAST_FRAGMENT) === 0) {
+        if (this.recordParts.length >= MAX_FRAGMENTS_PER_RECORD) {
+          // Empty fragments add no bytes, so only their count bounds the memory they take.
+          this.server.logger.warn({ client: this.remoteAddress, fragments: this.recordParts.length }, 'record split into too many fragments; closing the connection')
+          this.socket.destroy()
+          this.chunks = []
+          this.bufferedBytes = 0
+          return
+        }
         this.recordParts.push(pooled === null ? fragment : Buffer.from(fragment))
         if (pooled !== null) this.recordPool!.release(pooled)
         this.recordBytes += fragmentBytes
