@@ -26,6 +26,7 @@ import {
   O_DIRECTORY,
   O_EXCL,
   O_NOFOLLOW,
+  O_NONBLOCK,
   O_PATH,
   O_RDONLY,
   O_RDWR,
@@ -325,7 +326,8 @@ export class LocalHostProvider implements StorageProvider {
   }
 
   async create(dir: FsalNode, name: string, mode: number, how: CreateMode): Promise<FileAttributes> {
-    const flags = O_CREAT | O_WRONLY | O_NOFOLLOW | (how === 'unchecked' ? 0 : O_EXCL)
+    // O_NONBLOCK: an unchecked CREATE of a FIFO planted on the host must fail, not wait for a reader.
+    const flags = O_CREAT | O_WRONLY | O_NOFOLLOW | O_NONBLOCK | (how === 'unchecked' ? 0 : O_EXCL)
     return this.withPathFds([dir], async (dirFd) => {
       try {
         await native.callAsync(AsyncOp.OpenCreate, dirFd, name, flags, mode, -1, '')
