@@ -46,6 +46,7 @@ export interface DirectoryPage {
   dir: FsalNode
   attributes: FileAttributes
   parent: FsalNode
+  /** Attributes of ".."; only meaningful on a page that starts at cookie 0 or 1. */
   parentAttributes: FileAttributes
   listing: Listing
   entries: Array<FileAttributes | null>
@@ -549,7 +550,8 @@ export class AegisFsal {
     const attributes = ctx.nodeAttributes!
     const listing = await volume.listing(dir, attributes, cookie, verifier)
     const parent = dir.parent ?? dir
-    const parentAttributes = parent === dir ? attributes : await this.attributes(volume, parent)
+    // ".." is entry 1, so pages after the first do not need its attributes.
+    const parentAttributes = parent === dir || cookie > 1 ? attributes : await this.attributes(volume, parent)
     const entries = await volume.cachedEntries(dir, listing)
     return { dir, attributes, parent, parentAttributes, listing, entries }
   }
