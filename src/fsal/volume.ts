@@ -57,8 +57,8 @@ export function countedBytes(attributes: FileAttributes): number {
 }
 
 export class Volume {
-  // NOTE: the table keeps every object a client has looked up or a scan has found, until it is
-  // removed; a volume of millions of files costs memory in proportion.
+  // NOTE: the table keeps every object a client has looked up or a scan has found until it is
+  // removed. A volume of millions of files costs memory in proportion.
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
   usedBytes = 0
@@ -262,8 +262,8 @@ export class Volume {
   }
 
   /**
-   * Accounts for an object that lost a name; `attributes.nlink` counts the names it still has
-   * (as provider remove and rename report it), and only an object left with none frees its bytes.
+   * Accounts for an object that lost a name. `attributes.nlink` counts the names it still has, as
+   * the provider's remove and rename report it, and only an object left with none frees its bytes.
    */
   released(node: FsalNode | undefined, attributes: FileAttributes): void {
     if (attributes.nlink > 0 && attributes.type !== 'dir') return

@@ -210,7 +210,13 @@ export class RpcServer {
       }
       const payloadRelease = call.payloadRelease
       const replyRelease = call.replyRelease
-      const release = replyRelease === null ? payloadRelease : payloadRelease === null ? replyRelease : () => (payloadRelease(), replyRelease())
+      let release = replyRelease ?? payloadRelease
+      if (replyRelease !== null && payloadRelease !== null) {
+        release = () => {
+          payloadRelease()
+          replyRelease()
+        }
+      }
       send(reply, call.payload, release)
       done()
     }
