@@ -136,8 +136,7 @@ export class MountProgram implements RpcProgram {
         break
     }
 
-    const waiting = auditRequest(this.audit, this.fsal.nodeName, ctx, status)
-    if (waiting !== undefined) await waiting
+    call.afterReply = () => auditRequest(this.audit, this.fsal.nodeName, ctx, status)
   }
 
   private remember(client: string, dirPath: string): void {

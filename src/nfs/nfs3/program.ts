@@ -101,7 +101,7 @@ export class NfsProgram implements RpcProgram {
       await procedure.run({ ctx, args: rpc.args, reply: rpc.reply, rpc, state: this.state })
     } catch (error) {
       if (error instanceof XdrError) {
-        await auditRequest(this.audit, this.state.fsal.nodeName, ctx, 'GARBAGE_ARGS')
+        rpc.afterReply = () => auditRequest(this.audit, this.state.fsal.nodeName, ctx, 'GARBAGE_ARGS')
         throw error
       }
 
@@ -128,7 +128,6 @@ export class NfsProgram implements RpcProgram {
       this.blockedCount++
       this.logger.warn({ client: ctx.client, procedure: procedure.name, volume: ctx.volume?.name, reason: ctx.blocked, blockedTotal: this.blockedCount }, 'request blocked')
     }
-    const waiting = auditRequest(this.audit, this.state.fsal.nodeName, ctx, status)
-    if (waiting !== undefined) await waiting
+    rpc.afterReply = () => auditRequest(this.audit, this.state.fsal.nodeName, ctx, status)
   }
 }

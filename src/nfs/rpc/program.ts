@@ -30,6 +30,12 @@ export interface RpcCall {
   payloadRelease: (() => void) | null
   /** Called once the reply has been handed to the kernel, or dropped (a pooled reply buffer). */
   replyRelease: (() => void) | null
+  /**
+   * Work done right after the reply is sent, such as the audit event, so that it adds no latency.
+   * When it returns a promise, the call counts as in flight until it settles, which is how a slow
+   * audit trail holds back further requests.
+   */
+  afterReply: (() => void | Promise<void>) | null
   /** process.hrtime.bigint() when the record was complete. */
   readonly receivedAt: bigint
 }

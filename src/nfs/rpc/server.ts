@@ -186,6 +186,7 @@ export class RpcServer {
       payload: null,
       payloadRelease: null,
       replyRelease: null,
+      afterReply: null,
       receivedAt
     }
 
@@ -218,7 +219,12 @@ export class RpcServer {
         }
       }
       send(reply, call.payload, release)
-      done()
+      const after = call.afterReply?.()
+      if (after === undefined) done()
+      else after.then(done, (afterError: unknown) => {
+        this.logger.error({ err: afterError, client: connection.remoteAddress, xid }, 'work after the reply failed')
+        done()
+      })
     }
 
     let result
