@@ -49,7 +49,8 @@ export interface DirectoryPage {
   /** Attributes of ".."; only meaningful on a page that starts at cookie 0 or 1. */
   parentAttributes: FileAttributes
   listing: Listing
-  entries: Array<FileAttributes | null>
+  /** Attributes of the listing's names: undefined until filled with fillEntries(), null when gone. */
+  entries: Array<FileAttributes | null | undefined>
 }
 
 export interface CreateArguments {
@@ -118,6 +119,22 @@ export class AegisFsal {
   handleOf(volume: Volume, node: FsalNode): Buffer {
     node.handle ??= this.handles.encode({ exportId: volume.settings.exportId, fileId: node.fileId, generation: node.generation })
     return node.handle
+  }
+
+  /**
+   * Runs a namespace change (CREATE, MKDIR, SYMLINK, REMOVE, RMDIR, RENAME, LINK) alone on its
+   * volume. Each looks names up, waits for the file system, then updates the node table and the
+   * quota from what it looked up; two interleaved ones could record a directory loop or free the
+   * same bytes twice. A handle that names no volume runs unserialized and fails in resolve().
+   */
+  private serialized<T>(handle: Buffer, action: () => Promise<T>): Promise<T> {
+    let volume: Volume | undefined
+    try {
+      volume = this.volumesById.get(this.handles.decode(handle).exportId)
+    } catch {
+      volume = undefined
+    }
+    return volume === undefined ? action() : volume.namespaceLock.run(action)
   }
 
   /** Verifies a client's handle and the client's right to its export; fills ctx.volume and ctx.node. */
@@ -358,6 +375,10 @@ export class AegisFsal {
   }
 
   async create(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, args: CreateArguments): Promise<NodeResult & { dirWcc: Wcc }> {
+    return this.serialized(dirHandle, () => this.createSerialized(ctx, dirHandle, rawName, args))
+  }
+
+  private async createSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, args: CreateArguments): Promise<NodeResult & { dirWcc: Wcc }> {
     const dir = await this.directory(ctx, dirHandle)
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
@@ -411,6 +432,10 @@ export class AegisFsal {
   }
 
   async mkdir(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
+    return this.serialized(dirHandle, () => this.mkdirSerialized(ctx, dirHandle, rawName, initial))
+  }
+
+  private async mkdirSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
     const dir = await this.directory(ctx, dirHandle)
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
@@ -428,6 +453,7 @@ export class AegisFsal {
     volume.chargeBytes(countedBytes(attributes))
     volume.touched(dir)
     const node = volume.nodeFor(dir, name, attributes)
+    node.chargedBytes = countedBytes(attributes)
     if (initial.atime !== undefined || initial.mtime !== undefined) {
       attributes = await volume.provider.setattr(node, { atime: initial.atime, mtime: initial.mtime })
     }
@@ -435,6 +461,10 @@ export class AegisFsal {
   }
 
   async symlink(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, target: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
+    return this.serialized(dirHandle, () => this.symlinkSerialized(ctx, dirHandle, rawName, target, initial))
+  }
+
+  private async symlinkSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, target: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
     const dir = await this.directory(ctx, dirHandle)
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
@@ -464,6 +494,10 @@ export class AegisFsal {
   }
 
   async remove(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
+    return this.serialized(dirHandle, () => this.removeSerialized(ctx, dirHandle, rawName, directory))
+  }
+
+  private async removeSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
     const dir = await this.directory(ctx, dirHandle)
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
@@ -479,6 +513,10 @@ export class AegisFsal {
   }
 
   async rename(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {
+    return this.serialized(fromHandle, () => this.renameSerialized(ctx, fromHandle, fromRaw, toHandle, toRaw))
+  }
+
+  private async renameSerialized(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {
     const fromDir = await this.directory(ctx, fromHandle)
     const fromName = this.name(ctx, fromRaw)
     const volume = this.volumeOf(ctx)
@@ -497,7 +535,14 @@ export class AegisFsal {
       volume.released(replacedNode, replaced)
       if (replacedNode !== undefined && (replaced.nlink === 0 || replaced.type === 'dir')) volume.forget(replacedNode)
     }
-    volume.nodeFor(toDir, toName, moved)
+    // What now stands at the target is what moved, unless the host changed the directory meanwhile.
+    const arrived = await volume.provider.lookup(toDir, toName).catch(() => null)
+    if (arrived !== null && arrived.fileId === moved.fileId && arrived.generation === moved.generation) {
+      volume.nodeFor(toDir, toName, arrived)
+    } else {
+      const movedNode = volume.nodes.get(moved.fileId)
+      if (movedNode !== undefined) volume.forget(movedNode)
+    }
 
     const fromAfter = await this.attributes(volume, fromDir)
     const toAfter = fromDir === toDir ? fromAfter : await this.attributes(volume, toDir)
@@ -527,6 +572,10 @@ export class AegisFsal {
   }
 
   async link(ctx: RequestContext, handle: Buffer, dirHandle: Buffer, rawName: Buffer): Promise<{ attributes: FileAttributes; dirWcc: Wcc }> {
+    return this.serialized(handle, () => this.linkSerialized(ctx, handle, dirHandle, rawName))
+  }
+
+  private async linkSerialized(ctx: RequestContext, handle: Buffer, dirHandle: Buffer, rawName: Buffer): Promise<{ attributes: FileAttributes; dirWcc: Wcc }> {
     const node = await this.resolve(ctx, handle)
     const volume = this.volumeOf(ctx)
     const { dir, name } = await this.secondEntry(ctx, dirHandle, rawName)
@@ -552,8 +601,13 @@ export class AegisFsal {
     const parent = dir.parent ?? dir
     // ".." is entry 1, so pages after the first do not need its attributes.
     const parentAttributes = parent === dir || cookie > 1 ? attributes : await this.attributes(volume, parent)
-    const entries = await volume.cachedEntries(dir, listing)
+    const entries = volume.entriesForPage(listing)
     return { dir, attributes, parent, parentAttributes, listing, entries }
+  }
+
+  /** Stats the names of a listing from `start`, up to `count` of them, that are not filled yet. */
+  fillEntries(volume: Volume, page: DirectoryPage, start: number, count: number): Promise<void> {
+    return volume.fillEntries(page.dir, page.listing, page.entries, start, count)
   }
 
   /** Returns the node of entry `index` of a listing, creating it in the node table if needed. */

@@ -6,6 +6,9 @@
 
 import type { FileType } from './types.js'
 
+/** Deeper than any path a host file system can resolve (PATH_MAX is 4096 bytes). */
+const MAX_PATH_COMPONENTS = 4096
+
 export class FsalNode {
   /** Bytes this file counts for in the volume's quota, including writes in flight; -1 when unknown. */
   quotaSizeBytes = -1
@@ -17,6 +20,8 @@ export class FsalNode {
   providerState: unknown = undefined
   /** Encoded NFS handle, filled on first use. */
   handle: Buffer | null = null
+  /** Bytes a directory was charged to the quota (at MKDIR or at the start scan), released with it. */
+  chargedBytes = 0
 
   constructor(
     readonly fileId: number,
@@ -32,9 +37,22 @@ export class FsalNode {
     const parts: string[] = []
     let node: FsalNode | null = this
     while (node !== null && node.parent !== null) {
+      // The node table never records a cycle (Volume.nodeFor refuses one); this bound keeps a
+      // bug there from turning into an endless loop in every log line.
+      if (parts.length >= MAX_PATH_COMPONENTS) return `/.../${parts.slice(0, 8).reverse().join('/')}`
       parts.push(node.name)
       node = node.parent
     }
     return '/' + parts.reverse().join('/')
+  }
+
+  /** True when `other` is this node or one of its ancestors. */
+  hasAncestor(other: FsalNode): boolean {
+    let node: FsalNode | null = this
+    for (let depth = 0; node !== null && depth <= MAX_PATH_COMPONENTS; depth++) {
+      if (node === other) return true
+      node = node.parent
+    }
+    return false
   }
 }

@@ -25,8 +25,8 @@ export interface VolumeSettings {
 export interface Listing {
   verifier: Buffer
   names: string[]
-  /** Attributes of `names`, taken together for READDIRPLUS pages; see Volume.cachedEntries. */
-  entryAttributes: Array<FileAttributes | null> | null
+  /** Attributes of `names`, filled as pages are sent; see Volume.entriesForPage. */
+  entryAttributes: Array<FileAttributes | null | undefined> | null
   /** The node of each name, filled as pages are sent; checked against the name's fileId. */
   entryNodes: Array<FsalNode | undefined>
   entryAttributesAtMs: number
@@ -56,12 +56,25 @@ export function countedBytes(attributes: FileAttributes): number {
   return attributes.type === 'file' || attributes.type === 'symlink' || attributes.type === 'dir' ? attributes.sizeBytes : 0
 }
 
+/** Runs async functions one at a time, in the order they were queued. */
+export class AsyncMutex {
+  private tail: Promise<unknown> = Promise.resolve()
+
+  run<T>(action: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(action)
+    this.tail = result.catch(() => undefined)
+    return result
+  }
+}
+
 export class Volume {
   // NOTE: the table keeps every object a client has looked up or a scan has found until it is
   // removed. A volume of millions of files costs memory in proportion.
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
   usedBytes = 0
+  /** Serializes namespace changes; see AegisFsal.serialized. */
+  readonly namespaceLock = new AsyncMutex()
   /** Bumped when a modifying request starts and when it ends; cached entry attributes check it. */
   modifications = 0
   private readonly listings = new Map<FsalNode, Listing[]>()
@@ -124,11 +137,13 @@ export class Volume {
     let objects = 0
     await this.provider.scan(this.root, (parent, name, attributes) => {
       objects++
+      const node = this.nodeFor(parent, name, attributes)
       if (countUsage && !counted.has(attributes.fileId)) {
         counted.add(attributes.fileId)
         usedBytes += countedBytes(attributes)
+        if (attributes.type === 'dir') node.chargedBytes = attributes.sizeBytes
       }
-      return this.nodeFor(parent, name, attributes)
+      return node
     })
 
     if (countUsage) this.usedBytes = usedBytes
@@ -142,6 +157,14 @@ export class Volume {
   nodeFor(parent: FsalNode, name: string, attributes: FileAttributes): FsalNode {
     const existing = this.nodes.get(attributes.fileId)
     if (existing !== undefined && existing.generation === attributes.generation && existing !== this.root) {
+      if (existing.parent !== parent && parent.hasAncestor(existing)) {
+        // Only a stale lookup can claim a directory lives below itself; keep the table a tree.
+        this.logger.warn({ volume: this.name, fileId: existing.fileId, path: existing.path() }, 'refused to record a directory inside itself; forgetting it')
+        this.forget(existing)
+        const node = new FsalNode(attributes.fileId, attributes.generation, attributes.type, parent, name)
+        this.nodes.set(node.fileId, node)
+        return node
+      }
       existing.parent = parent
       existing.name = name
       existing.type = attributes.type
@@ -267,8 +290,16 @@ export class Volume {
    */
   released(node: FsalNode | undefined, attributes: FileAttributes): void {
     if (attributes.nlink > 0 && attributes.type !== 'dir') return
-    const size = attributes.type === 'file' && node !== undefined && node.quotaSizeBytes >= 0 ? node.quotaSizeBytes : countedBytes(attributes)
-    this.usedBytes = Math.max(0, this.usedBytes - size)
+    let size = countedBytes(attributes)
+    // A directory frees what it was charged, not its current size: its blocks grow with entries
+    // that were never charged.
+    if (attributes.type === 'dir') size = node?.chargedBytes ?? 0
+    else if (attributes.type === 'file' && node !== undefined && node.quotaSizeBytes >= 0) size = node.quotaSizeBytes
+    if (size > this.usedBytes) {
+      this.logger.warn({ volume: this.name, usedBytes: this.usedBytes, released: size }, 'usage would go below zero; the count was off, set to zero')
+      size = this.usedBytes
+    }
+    this.usedBytes -= size
   }
 
   /** Records that a directory's entries changed through this node, so new listings are taken. */
@@ -279,24 +310,33 @@ export class Volume {
   // Directory listings.
 
   /**
-   * Returns the attributes of a listing's names, statting them all at once and reusing them for
-   * the following pages. They are reused only while no modifying request has started or ended on
-   * the volume and for at most ENTRY_ATTRIBUTES_TTL_MS, so changes made through this node always
-   * show.
+   * Returns the attributes of a listing's names, filling them a window at a time: a page stats
+   * only the names it can send, so a directory of a million entries costs no more per page than
+   * a small one. Filled attributes are reused while no modifying request has started or ended
+   * on the volume, for at most ENTRY_ATTRIBUTES_TTL_MS, so changes made through this node always
+   * show. An entry is undefined until filled and null for a name that is gone.
    * NOTE: a change made directly on the host can take up to ENTRY_ATTRIBUTES_TTL_MS to show in
    * READDIRPLUS, like the attribute cache of an NFS client.
    */
-  async cachedEntries(dir: FsalNode, listing: Listing): Promise<Array<FileAttributes | null>> {
+  entriesForPage(listing: Listing): Array<FileAttributes | null | undefined> {
     const now = Date.now()
     const fresh = listing.entryAttributes !== null && now - listing.entryAttributesAtMs < ENTRY_ATTRIBUTES_TTL_MS && listing.entryAttributesModifications === this.modifications
-    if (fresh) return listing.entryAttributes!
+    if (!fresh) {
+      listing.entryAttributes = new Array(listing.names.length)
+      listing.entryAttributesAtMs = now
+      listing.entryAttributesModifications = this.modifications
+    }
+    return listing.entryAttributes!
+  }
 
-    const modifications = this.modifications
-    const attributes = await this.provider.lookupAll(dir, listing.names)
-    listing.entryAttributes = attributes
-    listing.entryAttributesAtMs = now
-    listing.entryAttributesModifications = modifications
-    return attributes
+  /**
+   * Stats the names `start` to `start + count` of a listing into `entries` (the array
+   * entriesForPage returned to this page, which a later page may have replaced meanwhile).
+   */
+  async fillEntries(dir: FsalNode, listing: Listing, entries: Array<FileAttributes | null | undefined>, start: number, count: number): Promise<void> {
+    const end = Math.min(listing.names.length, start + count)
+    const attributes = await this.provider.lookupAll(dir, listing.names.slice(start, end))
+    for (let i = start; i < end; i++) if (entries[i] === undefined) entries[i] = attributes[i - start]
   }
 
   /**

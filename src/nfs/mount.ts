@@ -44,6 +44,15 @@ const MOUNT_STATUS_NAMES = new Map<number, string>([
   [MountStat.SERVERFAULT, 'MNT3ERR_SERVERFAULT']
 ])
 
+/** Bounds of the mount list DUMP reports; it is informational, so a full list just stops growing. */
+const MAX_MOUNT_CLIENTS = 1024
+const MAX_MOUNTS_PER_CLIENT = 64
+
+/** "/vol//a/" and "//vol/a" are the same mount as "/vol/a". */
+function normalizeMountPath(dirPath: string): string {
+  return '/' + dirPath.split('/').filter((part) => part.length > 0).join('/')
+}
+
 const PROCEDURE_NAMES = ['MOUNT_NULL', 'MNT', 'DUMP', 'UMNT', 'UMNTALL', 'EXPORT']
 
 const MOUNT_STATUS_BY_CODE: Partial<Record<string, MountStat>> = {
@@ -115,7 +124,7 @@ export class MountProgram implements RpcProgram {
         break
       case 3: {
         const dirPath = call.args.opaque(MNTPATHLEN).toString('utf8')
-        this.mounts.get(client)?.delete(dirPath)
+        this.mounts.get(client)?.delete(normalizeMountPath(dirPath))
         break
       }
       case 4:
@@ -139,13 +148,15 @@ export class MountProgram implements RpcProgram {
     call.afterReply = () => auditRequest(this.audit, this.fsal.nodeName, ctx, status)
   }
 
+  /** Records a mount for DUMP under its normalized path, with bounded memory per client and in all. */
   private remember(client: string, dirPath: string): void {
     let paths = this.mounts.get(client)
     if (paths === undefined) {
+      if (this.mounts.size >= MAX_MOUNT_CLIENTS) return
       paths = new Set()
       this.mounts.set(client, paths)
     }
-    paths.add(dirPath)
+    if (paths.size < MAX_MOUNTS_PER_CLIENT) paths.add(normalizeMountPath(dirPath))
   }
 
   /** Resolves "/<volume>[/dir...]" to a directory handle, walking one checked name at a time. */

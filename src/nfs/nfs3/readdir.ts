@@ -17,6 +17,10 @@ import { readHandle, writePostOpAttr, writePostOpHandle } from './xdr-types.js'
 /** status, post_op_attr with fattr3, cookieverf, the end-of-list marker and eof. */
 const RESOK_FIXED_BYTES = 4 + 4 + 84 + 8 + 4 + 4
 const FATTR3_BYTES = 84
+/** An entry with a one-byte name: marker, fileid, name, cookie. */
+const MIN_ENTRY_BYTES = 4 + 8 + 8 + 8
+/** The same with attributes and a handle of at least 32 bytes. */
+const MIN_PLUS_ENTRY_BYTES = MIN_ENTRY_BYTES + 4 + FATTR3_BYTES + 4 + 4 + 32
 /** Upper bound on the reply buffer allocated up front; a client may ask for far larger pages. */
 const MAX_REPLY_PREALLOCATION_BYTES = 1024 * 1024
 /** Reply buffers for pages up to 128 KiB, the sizes clients ask for in practice. */
@@ -56,6 +60,8 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
   writePostOpAttr(reply, page.attributes, view)
   reply.fixed(listing.verifier)
 
+  // The most entries this page can hold, counting the smallest possible entry.
+  const window = Math.ceil(maxCount / (plus ? MIN_PLUS_ENTRY_BYTES : MIN_ENTRY_BYTES)) + 1
   let replyBytes = RESOK_FIXED_BYTES
   let dirBytes = 0
   let index = cookie
@@ -73,8 +79,12 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
       node = page.parent
       attributes = page.parentAttributes
     } else {
-      const listed = entries[index - 2]
-      if (listed === null) continue
+      let listed = entries[index - 2]
+      if (listed === undefined) {
+        await state.fsal.fillEntries(volume, page, index - 2, window)
+        listed = entries[index - 2]
+      }
+      if (listed === null || listed === undefined) continue
       name = listing.names[index - 2]
       attributes = listed
       node = state.fsal.entryNode(volume, dir, listing, index - 2, attributes)

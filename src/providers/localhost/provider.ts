@@ -50,6 +50,8 @@ class OpenNode {
   busy = 0
   /** Set when the node was evicted or forgotten while busy. */
   closeWhenIdle = false
+  /** Descriptors replaced while busy, closed once the node is idle. */
+  retiredFds: number[] = []
 }
 
 export interface LocalHostOptions {
@@ -102,8 +104,9 @@ export class LocalHostProvider implements StorageProvider {
     if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) {
       // The name this descriptor was opened by is gone (a file linked elsewhere, then removed
       // here), so it proves nothing. Opening again by the name the node table has either finds
-      // the object inside the volume or fails as Stale.
-      this.forget(node)
+      // the object inside the volume or fails as Stale. A busy state is detached, so that its
+      // descriptors close when its calls end and are not used again.
+      this.detach(node)
       fd = this.pathFd(node)
       location = native.fdLocation(fd)
       if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) location = location.subarray(0, -DELETED_SUFFIX.length)
@@ -171,9 +174,12 @@ export class LocalHostProvider implements StorageProvider {
   private closeState(node: FsalNode, state: OpenNode): void {
     if (state.ioFd >= 0) fs.closeSync(state.ioFd)
     if (state.pathFd >= 0) fs.closeSync(state.pathFd)
+    for (const fd of state.retiredFds) fs.closeSync(fd)
+    state.retiredFds = []
     state.ioFd = -1
     state.pathFd = -1
-    this.open_.delete(node)
+    // A detached state (replaced while busy) must not remove its successor from the table.
+    if (this.open_.get(node) === state) this.open_.delete(node)
   }
 
   /** Returns a data descriptor for a regular file and marks the node busy until release(). */
@@ -198,7 +204,7 @@ export class LocalHostProvider implements StorageProvider {
     }
     if (state.ioFd >= 0) {
       if (state.busy === 0) fs.closeSync(state.ioFd)
-      else this.logger.debug({ path: node.path() }, 'read-only descriptor replaced while in use')
+      else state.retiredFds.push(state.ioFd)
     }
     state.ioFd = fd
     state.ioWritable = isWritable
@@ -211,10 +217,16 @@ export class LocalHostProvider implements StorageProvider {
    * not see its descriptor closed by eviction and reused for another file meanwhile.
    */
   private async withPathFds<T>(nodes: FsalNode[], action: (...fds: number[]) => Promise<T>): Promise<T> {
-    const fds = nodes.map((node) => this.pathFd(node))
-    const states = nodes.map((node) => this.open_.get(node) ?? null)
-    for (const state of states) if (state !== null) state.busy++
+    // Each descriptor is marked busy before the next is opened, because opening one can evict others.
+    const fds: number[] = []
+    const states: Array<OpenNode | null> = []
     try {
+      for (const node of nodes) {
+        fds.push(this.pathFd(node))
+        const state = this.open_.get(node) ?? null
+        if (state !== null) state.busy++
+        states.push(state)
+      }
       return await action(...fds)
     } finally {
       states.forEach((state, index) => {
@@ -225,7 +237,13 @@ export class LocalHostProvider implements StorageProvider {
 
   private release(node: FsalNode, state: OpenNode): void {
     state.busy--
-    if (state.busy === 0 && state.closeWhenIdle) this.closeState(node, state)
+    if (state.busy > 0) return
+    if (state.closeWhenIdle) {
+      this.closeState(node, state)
+      return
+    }
+    for (const fd of state.retiredFds) fs.closeSync(fd)
+    state.retiredFds = []
   }
 
   async getattr(node: FsalNode): Promise<FileAttributes> {
@@ -516,11 +534,17 @@ export class LocalHostProvider implements StorageProvider {
     await walk(this.pathFd(root), root)
   }
 
-  forget(node: FsalNode): void {
+  /** Removes a node's descriptors from use: closed now, or when the calls using them end. */
+  private detach(node: FsalNode): void {
     const state = this.open_.get(node)
     if (state === undefined) return
+    this.open_.delete(node)
     if (state.busy > 0) state.closeWhenIdle = true
     else this.closeState(node, state)
+  }
+
+  forget(node: FsalNode): void {
+    this.detach(node)
   }
 }
 
