@@ -99,6 +99,8 @@ export class LocalHostProvider implements StorageProvider {
    * follows its object when someone on the host moves it, even out of the volume. The kernel
    * reports a descriptor's current location through /proc/self/fd.
    */
+  // NOTE: /proc reports locations only up to PATH_MAX (4096 bytes), so an object whose host path is
+  // longer fails every request with NAMETOOLONG.
   private checkInside(node: FsalNode, fd: number): number {
     let location = native.fdLocation(fd)
     if (location.subarray(-DELETED_SUFFIX.length).equals(DELETED_SUFFIX)) {
@@ -502,6 +504,8 @@ export class LocalHostProvider implements StorageProvider {
     }
   }
 
+  // NOTE: the walk keeps one descriptor open per directory level, so a tree deeper than the
+  // descriptor limit (created on the host) fails the scan with EMFILE.
   async scan(root: FsalNode, visit: ScanVisitor): Promise<void> {
     let visited = 0
     const walk = async (dirFd: number, dirNode: FsalNode): Promise<void> => {
