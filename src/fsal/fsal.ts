@@ -122,19 +122,21 @@ export class AegisFsal {
   }
 
   /**
-   * Runs a namespace change (CREATE, MKDIR, SYMLINK, REMOVE, RMDIR, RENAME, LINK) alone on its
-   * volume. Each looks names up, waits for the file system, then updates the node table and the
-   * quota from what it looked up; two interleaved ones could record a directory loop or free the
-   * same bytes twice. A handle that names no volume runs unserialized and fails in resolve().
+   * Orders the namespace changes of a volume. Each looks names up, waits for the file system,
+   * then updates the node table and the quota from what it looked up. REMOVE, RMDIR and RENAME
+   * free bytes and move nodes, so they run alone (`exclusive`): interleaved, they could record a
+   * directory loop or free the same bytes twice. CREATE, MKDIR, SYMLINK and LINK only add, and
+   * run together. A handle that names no volume runs unordered and fails in resolve().
    */
-  private serialized<T>(handle: Buffer, action: () => Promise<T>): Promise<T> {
+  private serialized<T>(handle: Buffer, action: () => Promise<T>, exclusive = false): Promise<T> {
     let volume: Volume | undefined
     try {
       volume = this.volumesById.get(this.handles.decode(handle).exportId)
     } catch {
       volume = undefined
     }
-    return volume === undefined ? action() : volume.namespaceLock.run(action)
+    if (volume === undefined) return action()
+    return exclusive ? volume.namespaceLock.exclusive(action) : volume.namespaceLock.shared(action)
   }
 
   /** Verifies a client's handle and the client's right to its export; fills ctx.volume and ctx.node. */
@@ -494,7 +496,7 @@ export class AegisFsal {
   }
 
   async remove(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
-    return this.serialized(dirHandle, () => this.removeSerialized(ctx, dirHandle, rawName, directory))
+    return this.serialized(dirHandle, () => this.removeSerialized(ctx, dirHandle, rawName, directory), true)
   }
 
   private async removeSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
@@ -513,7 +515,7 @@ export class AegisFsal {
   }
 
   async rename(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {
-    return this.serialized(fromHandle, () => this.renameSerialized(ctx, fromHandle, fromRaw, toHandle, toRaw))
+    return this.serialized(fromHandle, () => this.renameSerialized(ctx, fromHandle, fromRaw, toHandle, toRaw), true)
   }
 
   private async renameSerialized(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {

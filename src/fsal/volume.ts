@@ -56,14 +56,55 @@ export function countedBytes(attributes: FileAttributes): number {
   return attributes.type === 'file' || attributes.type === 'symlink' || attributes.type === 'dir' ? attributes.sizeBytes : 0
 }
 
-/** Runs async functions one at a time, in the order they were queued. */
-export class AsyncMutex {
-  private tail: Promise<unknown> = Promise.resolve()
+/**
+ * A shared/exclusive lock for async functions. Shared holders run together; an exclusive holder
+ * runs alone. Waiters are served in arrival order, so a waiting exclusive holder is not starved
+ * by a stream of shared ones.
+ */
+export class SharedExclusiveLock {
+  private sharedHolders = 0
+  private exclusiveHeld = false
+  private readonly waiting: Array<{ exclusive: boolean; start: () => void }> = []
 
-  run<T>(action: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(action)
-    this.tail = result.catch(() => undefined)
-    return result
+  shared<T>(action: () => Promise<T>): Promise<T> {
+    return this.run(false, action)
+  }
+
+  exclusive<T>(action: () => Promise<T>): Promise<T> {
+    return this.run(true, action)
+  }
+
+  private async run<T>(exclusive: boolean, action: () => Promise<T>): Promise<T> {
+    if (!this.canStart(exclusive)) await new Promise<void>((start) => this.waiting.push({ exclusive, start }))
+    else this.take(exclusive)
+    try {
+      return await action()
+    } finally {
+      if (exclusive) this.exclusiveHeld = false
+      else this.sharedHolders--
+      this.wakeWaiters()
+    }
+  }
+
+  private canStart(exclusive: boolean): boolean {
+    if (this.waiting.length > 0 || this.exclusiveHeld) return false
+    return !exclusive || this.sharedHolders === 0
+  }
+
+  private take(exclusive: boolean): void {
+    if (exclusive) this.exclusiveHeld = true
+    else this.sharedHolders++
+  }
+
+  private wakeWaiters(): void {
+    while (this.waiting.length > 0 && !this.exclusiveHeld) {
+      const next = this.waiting[0]
+      if (next.exclusive && this.sharedHolders > 0) return
+      this.waiting.shift()
+      this.take(next.exclusive)
+      next.start()
+      if (next.exclusive) return
+    }
   }
 }
 
@@ -73,8 +114,8 @@ export class Volume {
   readonly nodes = new Map<number, FsalNode>()
   root!: FsalNode
   usedBytes = 0
-  /** Serializes namespace changes; see AegisFsal.serialized. */
-  readonly namespaceLock = new AsyncMutex()
+  /** Orders namespace changes; see AegisFsal.serialized. */
+  readonly namespaceLock = new SharedExclusiveLock()
   /** Bumped when a modifying request starts and when it ends; cached entry attributes check it. */
   modifications = 0
   private readonly listings = new Map<FsalNode, Listing[]>()
