@@ -408,8 +408,8 @@ export class AegisFsal {
     const node = volume.nodeFor(dir, name, attributes)
 
     if (args.how === 'exclusive') {
-      // The verifier is kept in atime and mtime seconds, as Linux knfsd does, so that a
-      // retransmitted exclusive CREATE can be distinguished from a second client's.
+      // The verifier is kept in the file's atime and mtime seconds, so that a retransmitted
+      // exclusive CREATE can be distinguished from a second client's.
       attributes = await volume.provider.setattr(node, {
         atime: { kind: 'client', sec: args.verifier!.readUInt32BE(0), nsec: 0 },
         mtime: { kind: 'client', sec: args.verifier!.readUInt32BE(4), nsec: 0 }

@@ -3,8 +3,9 @@
 // A client retransmits with the same xid when a reply is lost, often on a new connection. Running
 // REMOVE or exclusive CREATE twice would turn success into NOENT or EXIST, so replies to the calls
 // a program marks non-idempotent are kept, keyed on the client's address, xid and a checksum of the
-// call. Like Linux knfsd, the checksum covers the program, version, procedure and the first bytes
-// of the arguments plus their length, which tells reused xids apart without hashing large bodies.
+// call. The checksum covers the program, version, procedure, the first 256 bytes of the arguments
+// and their length, as Linux knfsd's does (RC_CSUMLEN in fs/nfsd/cache.h). That distinguishes
+// reused xids without hashing large bodies.
 
 import { createHash } from 'node:crypto'
 
