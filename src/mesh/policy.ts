@@ -94,7 +94,7 @@ export function checkPolicies(directory: string): Record<string, string> {
 }
 
 /**
- * Holds the current pre-parsed policy set and answers authorization requests, caching decisions
+ * Keeps the current pre-parsed policy set and decides authorization requests, caching decisions
  * until the next successful load.
  */
 export class PolicyEngine {
