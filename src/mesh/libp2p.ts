@@ -1,0 +1,52 @@
+// The node's libp2p peer: TCP, Noise and yamux, identify, and the trust rule for connections.
+
+import './polyfill.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { identify } from '@libp2p/identify'
+import type { PeerId } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Logger } from 'pino'
+import type { NodeIdentity } from './identity.js'
+
+export interface MeshOptions {
+  identity: NodeIdentity
+  /** Multiaddrs to listen on, such as /ip4/127.0.0.1/tcp/4001. */
+  listen: string[]
+  /** Peer ids allowed to connect in either direction, or 'any'. */
+  trustedPeers: readonly string[] | 'any'
+  logger: Logger
+}
+
+/**
+ * Returns true when the trust configuration lets `peerId` connect. Enforced once a connection
+ * is encrypted, when the remote peer id is proven, for inbound and outbound connections alike.
+ */
+export function isTrusted(trustedPeers: readonly string[] | 'any', peerId: string): boolean {
+  return trustedPeers === 'any' || trustedPeers.includes(peerId)
+}
+
+export async function createMeshNode(options: MeshOptions): Promise<Libp2p> {
+  const { logger, trustedPeers } = options
+  const deny = (peerId: PeerId, direction: string): boolean => {
+    if (isTrusted(trustedPeers, peerId.toString())) return false
+    logger.warn({ peer: peerId.toString(), direction }, 'connection from an untrusted peer closed')
+    return true
+  }
+
+  const node = await createLibp2p({
+    privateKey: options.identity.libp2pKey,
+    addresses: { listen: options.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() },
+    connectionGater: {
+      denyInboundEncryptedConnection: (peerId) => deny(peerId, 'inbound'),
+      denyOutboundEncryptedConnection: (peerId) => deny(peerId, 'outbound')
+    }
+  })
+  logger.info({ peer: node.peerId.toString(), addresses: node.getMultiaddrs().map(String) }, 'mesh peer listening')
+  return node
+}
