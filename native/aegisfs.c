@@ -241,6 +241,13 @@ static napi_value js_readlinkat(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// Maps the JavaScript markers -1 and -2 to UTIME_NOW and UTIME_OMIT.
+static long special_nsec(int64_t nsec) {
+  if (nsec == -1) return UTIME_NOW;
+  if (nsec == -2) return UTIME_OMIT;
+  return (long)nsec;
+}
+
 // utimensat(dirfd, name, atimeSec, atimeNsec, mtimeSec, mtimeNsec, flags). A nanosecond value of
 // -1 means UTIME_NOW and -2 means UTIME_OMIT.
 static napi_value js_utimensat(napi_env env, napi_callback_info info) {
@@ -254,9 +261,9 @@ static napi_value js_utimensat(napi_env env, napi_callback_info info) {
   INT_ARG(flags, 6);
   struct timespec times[2];
   times[0].tv_sec = atime_sec;
-  times[0].tv_nsec = atime_nsec == -1 ? UTIME_NOW : atime_nsec == -2 ? UTIME_OMIT : atime_nsec;
+  times[0].tv_nsec = special_nsec(atime_nsec);
   times[1].tv_sec = mtime_sec;
-  times[1].tv_nsec = mtime_nsec == -1 ? UTIME_NOW : mtime_nsec == -2 ? UTIME_OMIT : mtime_nsec;
+  times[1].tv_nsec = special_nsec(mtime_nsec);
   const char *path = name[0] ? name : NULL;
   int result = path ? utimensat((int)dirfd, path, times, (int)flags) : futimens((int)dirfd, times);
   if (result != 0) return throw_errno(env, errno, "utimensat");
@@ -274,7 +281,7 @@ static napi_value js_fchmodat(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-// fdLocation(fd) -> Buffer: where the kernel says an open descriptor's object is now, read from
+// fdLocation(fd) -> Buffer: the location the kernel reports for an open descriptor's object, read from
 // /proc/self/fd/<fd> (with " (deleted)" appended when its name was removed).
 static int proc_fd_dir = -1;
 

@@ -173,7 +173,7 @@ export class AegisNode {
 
     const dataDir = real(this.config.dataDir)
     if (overlaps(dataDir)) {
-      throw this.volumeError(index, '.config.path', `${hostPath} overlaps the data directory ${this.config.dataDir}, which holds the handle key and the audit trail; choose a directory outside it`)
+      throw this.volumeError(index, '.config.path', `${hostPath} overlaps the data directory ${this.config.dataDir}, which contains the handle key and the audit trail; choose a directory outside it`)
     }
     const auditDir = real(path.dirname(this.config.audit.path))
     if (inside(auditDir, volumeRoot)) {

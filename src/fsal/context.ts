@@ -28,7 +28,7 @@ export class RequestContext {
     readonly startedAt: bigint
   ) {}
 
-  /** The path the request touched, relative to its volume root. */
+  /** Returns the path the request touched, relative to its volume root. */
   path(): string | null {
     if (this.node === null) return null
     const base = this.node.path()

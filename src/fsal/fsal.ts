@@ -69,7 +69,7 @@ const ACCESS_EXTEND = 0x08
 const ACCESS_DELETE = 0x10
 const ACCESS_EXECUTE = 0x20
 
-/** What a new directory is held at against the quota until its real size is known. */
+/** Quota charge of a new directory until its real size is known. */
 const DIRECTORY_ESTIMATE_BYTES = 4096
 const S_ISUID = 0o4000
 const S_ISGID = 0o2000
@@ -390,8 +390,8 @@ export class AegisFsal {
     this.checkOwner(volume, initial)
     const mode = args.how === 'exclusive' ? 0o600 : withoutPrivilegeBits(initial.mode ?? 0o644, 'file')
 
-    // A CREATE that sets a size holds those bytes before the file exists, so that a refusal
-    // leaves no file behind. They become the file's own reservation below.
+    // A CREATE that sets a size reserves those bytes before the file exists, so that a rejected
+    // request leaves no file behind. They become the file's own reservation below.
     const heldBytes = args.how !== 'exclusive' ? (initial.sizeBytes ?? 0) : 0
     volume.holdBytes(heldBytes)
     let attributes: FileAttributes
@@ -537,7 +537,7 @@ export class AegisFsal {
       volume.released(replacedNode, replaced)
       if (replacedNode !== undefined && (replaced.nlink === 0 || replaced.type === 'dir')) volume.forget(replacedNode)
     }
-    // What now stands at the target is what moved, unless the host changed the directory meanwhile.
+    // The object now at the target is the one that moved, unless the host changed the directory meanwhile.
     const arrived = await volume.provider.lookup(toDir, toName).catch(() => null)
     if (arrived !== null && arrived.fileId === moved.fileId && arrived.generation === moved.generation) {
       volume.nodeFor(toDir, toName, arrived)

@@ -1,4 +1,4 @@
-// Name checks applied to every name a client sends, before any provider sees it.
+// Name checks applied to every name a client sends, before any provider receives it.
 
 import { isUtf8 } from 'node:buffer'
 import { AccessDenied, NameTooLong } from './errors.js'

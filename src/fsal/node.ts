@@ -16,7 +16,7 @@ export class FsalNode {
   pendingWrites = 0
   /** Bumped by every change made through AegisFSAL to a directory's entries. */
   entriesVersion = 0
-  /** What the provider keeps for this object (an open descriptor, a cached key). */
+  /** Provider state for this object (an open descriptor, a cached key). */
   providerState: unknown = undefined
   /** Encoded NFS handle, filled on first use. */
   handle: Buffer | null = null
@@ -31,14 +31,14 @@ export class FsalNode {
     public name: string
   ) {}
 
-  /** The path from the volume root, "/" for the root itself. */
+  /** Returns the path from the volume root, "/" for the root itself. */
   path(): string {
     if (this.parent === null) return '/'
     const parts: string[] = []
     let node: FsalNode | null = this
     while (node !== null && node.parent !== null) {
-      // The node table never records a cycle (Volume.nodeFor refuses one); this bound keeps a
-      // bug there from turning into an endless loop in every log line.
+      // Volume.nodeFor rejects cycles, so the table never records one. This bound keeps a bug
+      // there from turning into an endless loop in every log line.
       if (parts.length >= MAX_PATH_COMPONENTS) return `/.../${parts.slice(0, 8).reverse().join('/')}`
       parts.push(node.name)
       node = node.parent

@@ -200,7 +200,7 @@ export class Volume {
     if (existing !== undefined && existing.generation === attributes.generation && existing !== this.root) {
       if (existing.parent !== parent && parent.hasAncestor(existing)) {
         // Only a stale lookup can claim a directory lives below itself; keep the table a tree.
-        this.logger.warn({ volume: this.name, fileId: existing.fileId, path: existing.path() }, 'refused to record a directory inside itself; forgetting it')
+        this.logger.warn({ volume: this.name, fileId: existing.fileId, path: existing.path() }, 'rejected recording a directory inside itself; the node is forgotten')
         this.forget(existing)
         const node = new FsalNode(attributes.fileId, attributes.generation, attributes.type, parent, name)
         this.nodes.set(node.fileId, node)

@@ -26,7 +26,7 @@ export interface NodeIdentity extends SealIdentity {
 /**
  * Loads the node's identity from `<dataDir>/node.key` (the libp2p protobuf encoding of an
  * Ed25519 private key), creating it with mode 0600 on first start. A file that others can read
- * is rejected: whoever reads it can act as this node on the mesh.
+ * is rejected, because anyone who reads it can act as this node on the mesh.
  */
 export async function loadOrCreateIdentity(dataDir: string): Promise<NodeIdentity> {
   const keyPath = path.join(dataDir, IDENTITY_FILE)

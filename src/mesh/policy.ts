@@ -85,7 +85,7 @@ function readPolicies(directory: string): Record<string, string> {
 export function checkPolicies(directory: string): Record<string, string> {
   const policies = readPolicies(directory)
   const answer = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } })
-  if (answer.type === 'failure') throw new PolicyError(`policies in ${directory} cannot be validated: ${errorText(answer.errors)}`)
+  if (answer.type === 'failure') throw new PolicyError(`policies in ${directory} could not be validated: ${errorText(answer.errors)}`)
   if (answer.validationErrors.length > 0) {
     const details = answer.validationErrors.map((item) => `policy ${item.policyId}: ${errorText([item.error])}`).join('; ')
     throw new PolicyError(`policies in ${directory} do not match the schema: ${details}`)

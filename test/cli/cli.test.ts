@@ -126,7 +126,7 @@ describe('aegis-node serve', () => {
     expect(statuses.every((status) => status === 0)).toBe(true)
     expect(await node.exited).toBe(0)
 
-    // Every write that was answered is on disk, and each has its audit event.
+    // Every write that got a reply is on disk, and each has its audit event.
     const stored = fs.statSync(path.join(dir, 'data/volumes/work/big.bin')).size
     expect(stored).toBeGreaterThanOrEqual(statuses.length * data.length)
     const events = fs.readFileSync(path.join(dir, 'data/audit.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { procedure: string })

@@ -6,16 +6,16 @@ describe('shared/exclusive lock', () => {
   it('runs shared holders together', async () => {
     const lock = new SharedExclusiveLock()
     let running = 0
-    let most = 0
+    let maxRunning = 0
     const holder = () =>
       lock.shared(async () => {
         running++
-        most = Math.max(most, running)
+        maxRunning = Math.max(maxRunning, running)
         await sleep(10)
         running--
       })
     await Promise.all([holder(), holder(), holder()])
-    expect(most).toBe(3)
+    expect(maxRunning).toBe(3)
   })
 
   it('runs an exclusive holder alone', async () => {

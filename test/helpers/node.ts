@@ -54,12 +54,12 @@ export async function startTestNode(options: { volumesYaml: string; dataDir?: st
   }
 }
 
-/** A read-write `local` volume entry for startTestNode. */
+/** Returns a read-write `local` volume entry for startTestNode. */
 export function localVolumeYaml(name: string, extra = ''): string {
   return `  - name: ${name}\n    type: local\n    mount_path: /workspace/${name}\n    access_mode: read-write\n${extra}`
 }
 
-/** A `hostPath` volume entry for startTestNode. */
+/** Returns a `hostPath` volume entry for startTestNode. */
 export function hostPathVolumeYaml(name: string, hostPath: string, accessMode: 'read-only' | 'read-write', extra = ''): string {
   return `  - name: ${name}\n    type: hostPath\n    config:\n      path: ${hostPath}\n    mount_path: /workspace/${name}\n    access_mode: ${accessMode}\n${extra}`
 }

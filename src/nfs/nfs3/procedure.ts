@@ -35,7 +35,7 @@ export interface Procedure {
   run(call: ProcedureCall): Promise<void>
 }
 
-/** The fsid and squashed owner of the volume a request touched. */
+/** Returns the fsid and squashed owner of the volume a request touched. */
 export function viewOf(volume: Volume | null): AttributeView | null {
   if (volume === null) return null
   return { fsid: volume.settings.exportId, uid: volume.settings.uid, gid: volume.settings.gid }

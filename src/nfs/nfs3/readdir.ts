@@ -1,10 +1,10 @@
 // READDIR and READDIRPLUS (RFC 1813, sections 3.3.16 and 3.3.17).
 //
 // A cookie is a position in a snapshot of the directory's names, and the cookie verifier names
-// the snapshot. Entry i (0 ".", 1 "..", then the names in byte order) has cookie i + 1, so a
-// client resuming from cookie c continues at entry c. Snapshots live as long as the directory is
-// unchanged (and a few older ones after a change), so a listing paged with small counts returns
-// every name exactly once.
+// the snapshot. Entry i (0 ".", 1 "..", then the names in sorted order) has cookie i + 1, so a
+// client resuming from cookie c continues at entry c. A directory keeps its last four snapshots,
+// for up to 256 directories, so a listing paged with small counts returns every name exactly
+// once even when the directory changes meanwhile.
 
 import { FsalError } from '../../fsal/errors.js'
 import { BufferPool } from '../../providers/buffer-pool.js'
@@ -60,7 +60,7 @@ async function run(call: ProcedureCall, plus: boolean): Promise<void> {
   writePostOpAttr(reply, page.attributes, view)
   reply.fixed(listing.verifier)
 
-  // The most entries this page can hold, counting the smallest possible entry.
+  // The maximum number of entries this page can carry, counting the smallest possible entry.
   const window = Math.ceil(maxCount / (plus ? MIN_PLUS_ENTRY_BYTES : MIN_ENTRY_BYTES)) + 1
   let replyBytes = RESOK_FIXED_BYTES
   let dirBytes = 0

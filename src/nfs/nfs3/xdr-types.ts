@@ -5,7 +5,7 @@ import type { FileAttributes, SetAttributes, SetTime } from '../../fsal/types.js
 import { XdrError, type XdrReader, type XdrWriter } from '../xdr.js'
 
 export const NFS3_FHSIZE = 64
-/** Longest name read off the wire; longer than NAME_MAX so that AegisFSAL can answer NAMETOOLONG. */
+/** Longest name read off the wire; longer than NAME_MAX so that AegisFSAL can return NAMETOOLONG. */
 export const NAME_WIRE_MAX = 1024
 export const PATH_WIRE_MAX = 4096
 
@@ -21,7 +21,7 @@ const FTYPE: Record<FileAttributes['type'], number> = {
   fifo: 7
 }
 
-/** What the volume contributes to every fattr3: its fsid and the squashed owner. */
+/** The volume's part of every fattr3: its fsid and the squashed owner. */
 export interface AttributeView {
   fsid: number
   uid: number

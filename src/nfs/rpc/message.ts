@@ -36,7 +36,7 @@ const AUTH_BODY_MAX = 400
 const MACHINE_NAME_MAX = 255
 const AUTH_SYS_GIDS_MAX = 16
 
-/** The caller's identity from its credential; AUTH_NONE callers get uid and gid 65534 (nobody). */
+/** The caller's identity from its credential; AUTH_NONE callers get uid and gid 65534, the usual anonymous id. */
 export interface Credential {
   flavor: number
   uid: number
