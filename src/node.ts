@@ -17,6 +17,10 @@ import { RpcServer } from './nfs/rpc/server.js'
 import { BufferPool } from './providers/buffer-pool.js'
 import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
+import { SealProvider } from './providers/seal/provider.js'
+import { IdentityError, loadOrCreateIdentity } from './mesh/identity.js'
+import { Mesh } from './mesh/mesh.js'
+import { PolicyError } from './mesh/policy.js'
 
 const HANDLE_KEY_FILE = 'handle.key'
 const LOCK_FILE = 'node.lock'
@@ -79,6 +83,8 @@ export class AegisNode {
   private lockPath: string | null = null
   private readonly bufferPool = new BufferPool(MAX_TRANSFER_BYTES, 64)
   address: net.AddressInfo | null = null
+  /** The node's mesh peer, or null when the configuration has no mesh section. */
+  mesh: Mesh | null = null
 
   constructor(
     readonly config: NodeConfig,
@@ -93,6 +99,10 @@ export class AegisNode {
   /** Checks what only the host can tell (paths, overlaps, providers) before anything is created. */
   private checkVolume(volume: VolumeConfig, index: number): void {
     if (volume.type === 'local') return
+    if (volume.type === 'seal') {
+      if (this.config.mesh === null) throw this.volumeError(index, '.type', 'a seal volume lives on another node; add a mesh: section so that this node joins the mesh')
+      return
+    }
     if (volume.type !== 'hostPath') {
       throw this.volumeError(index, '.type', `${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
     }
@@ -109,6 +119,16 @@ export class AegisNode {
   }
 
   private providerFor(volume: VolumeConfig): StorageProvider {
+    if (volume.type === 'seal') {
+      const mesh = this.mesh!
+      const nodeId = String(volume.config.node_id)
+      return new SealProvider({
+        caller: mesh,
+        owner: () => mesh.ownerOf(nodeId),
+        remoteVolume: String(volume.config.remote_volume_id),
+        logger: this.logger.child({ component: 'provider:seal', volume: volume.name })
+      })
+    }
     const logger = this.logger.child({ component: 'provider:localhost', volume: volume.name })
     const readOnly = volume.accessMode === 'read-only'
     if (volume.type === 'local') {
@@ -197,6 +217,8 @@ export class AegisNode {
     try {
       return await this.startLocked()
     } catch (error) {
+      await this.mesh?.stop().catch(() => {})
+      this.mesh = null
       this.unlockDataDir()
       throw error
     }
@@ -206,6 +228,7 @@ export class AegisNode {
     const config = this.config
     // Modes that clients ask for in CREATE, MKDIR and SETATTR must land as given, not masked.
     process.umask(0)
+    if (config.mesh !== null) await this.startMesh()
     const providers = config.volumes.map((volume) => this.providerFor(volume))
     const handles = new HandleCodec(loadHandleKey(config.dataDir))
     this.audit = new AuditSink(config.audit.path, config.audit.maxPendingEvents, this.logger.child({ component: 'audit' }))
@@ -230,6 +253,10 @@ export class AegisNode {
     )
     for (const volume of this.volumes) await volume.open()
     const fsal = new AegisFsal(config.nodeName, handles, this.volumes, fsalLogger)
+    if (this.mesh !== null) {
+      for (const volume of config.volumes) this.mesh.storageClasses.set(volume.name, volume.storageClass)
+      await this.mesh.serve(fsal, this.audit, this.volumes)
+    }
 
     const nfsLogger = this.logger.child({ component: 'nfs' })
     const maxTransferBytes = Math.min(MAX_TRANSFER_BYTES, config.nfs.maxRecordBytes - RECORD_OVERHEAD_BYTES)
@@ -253,6 +280,24 @@ export class AegisNode {
       this.logger.info({ volume: volume.name, export: `/${volume.name}` }, mountCommand(config, volume, this.address.port))
     }
     return this.address
+  }
+
+  /** Loads the identity and policies and starts the libp2p peer; each failure names its file. */
+  private async startMesh(): Promise<void> {
+    const mesh = this.config.mesh!
+    try {
+      const identity = await loadOrCreateIdentity(this.config.dataDir)
+      this.mesh = await Mesh.start({ config: mesh, nodeName: this.config.nodeName, identity, logger: this.logger.child({ component: 'mesh' }) })
+    } catch (error) {
+      if (error instanceof IdentityError || error instanceof PolicyError) throw new StartupError(error.message)
+      throw error
+    }
+    this.logger.info({ peer: this.mesh.peerId, addresses: this.mesh.addresses() }, `mesh peer ${this.mesh.peerId} listening on ${this.mesh.addresses().join(', ')}`)
+  }
+
+  /** Reloads the Cedar policies; false when the new set was refused (the old one stays). */
+  reloadPolicies(): boolean {
+    return this.mesh?.reloadPolicies() ?? false
   }
 
   /** Audits a connection from an address that no volume allows; the request never reaches a program. */
@@ -279,6 +324,8 @@ export class AegisNode {
   /** Stops accepting, lets calls in flight finish, then flushes the audit trail and closes volumes. */
   async stop(): Promise<void> {
     if (this.rpc) await this.rpc.close()
+    if (this.mesh) await this.mesh.stop()
+    this.mesh = null
     for (const volume of this.volumes) await volume.close()
     if (this.audit) await this.audit.close()
     this.unlockDataDir()

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// The aegis-node command line: `serve` runs the node, `exports` prints how to mount its volumes.
+// The aegis-node command line: `serve` runs the node, `exports` prints how to mount its volumes,
+// `id` prints the node's mesh identity and `policy check` validates Cedar policies.
 
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { ConfigError, embeddedDefaultConfig, formatExports, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/index.js'
+import { IdentityError, loadOrCreateIdentity } from '../mesh/identity.js'
+import { checkPolicies, PolicyError } from '../mesh/policy.js'
 import { AegisNode, StartupError } from '../node.js'
 
 // Reads and writes run on libuv's thread pool, whose default of four threads limits parallel I/O.
@@ -16,6 +19,11 @@ const USAGE = `Usage: aegis-node <command> [options]
 Commands:
   serve      Run the node: serve every configured volume over NFSv3 until SIGINT or SIGTERM.
   exports    Print the kernel mount command and docker volume options for each volume.
+  id         Print the node's peer id (creating its identity on first use) and mesh addresses.
+  policy check [DIR]
+             Validate the Cedar policies of DIR (default: mesh.policy_dir) against the schema.
+  mesh peers | mesh volumes
+             Ask the running node which peers and which volumes it sees in the mesh.
 
 Options:
   --config FILE      Node configuration (YAML). Without it, the embedded default: one read-write
@@ -75,6 +83,26 @@ async function serve(config: NodeConfig, logLevel: string): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading the Cedar policies')
+    node.reloadPolicies()
+  })
+}
+
+async function printId(config: NodeConfig): Promise<void> {
+  const identity = await loadOrCreateIdentity(config.dataDir)
+  const lines = [`peer id: ${identity.peerId}`, `key file: ${identity.keyPath}`]
+  if (config.mesh === null) lines.push('mesh: not configured (add a mesh: section to join a mesh)')
+  else for (const address of config.mesh.listen) lines.push(`listen: ${address}/p2p/${identity.peerId}`)
+  process.stdout.write(lines.join('\n') + '\n')
+}
+
+function policyCheck(config: NodeConfig, directory: string | undefined): void {
+  const target = directory ?? config.mesh?.policyDir ?? null
+  if (target === null) fail('no policy directory: give one (aegis-node policy check DIR) or set mesh.policy_dir in the config')
+  const policies = checkPolicies(target)
+  const count = Object.keys(policies).length
+  process.stdout.write(`${target}: ${count} ${count === 1 ? 'policy' : 'policies'} valid against the aegis-node schema\n`)
 }
 
 async function main(): Promise<void> {
@@ -113,9 +141,12 @@ async function main(): Promise<void> {
     const config = await loadConfig(values)
     if (command === 'serve') await serve(config, logLevel)
     else if (command === 'exports') process.stdout.write(formatExports(config, config.nfs.port))
+    else if (command === 'id') await printId(config)
+    else if (command === 'policy' && positionals[1] === 'check') policyCheck(config, positionals[2])
+    else if (command === 'policy') fail(`unknown policy command ${JSON.stringify(positionals[1] ?? '')}; use: aegis-node policy check [DIR]`)
     else fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof StartupError) fail(error.message)
+    if (error instanceof ConfigError || error instanceof StartupError || error instanceof IdentityError || error instanceof PolicyError) fail(error.message)
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') fail(`the NFS port is already in use: ${(error as Error).message}; stop the other server or choose --nfs-port`)
     if ((error as NodeJS.ErrnoException).code === 'EACCES') fail(`${(error as Error).message}; ports below 1024 need root or CAP_NET_BIND_SERVICE, or choose --nfs-port`)
     throw error

@@ -17,4 +17,6 @@ export type {
   VolumeType
 } from './schema.js'
 export { formatSize, parseSize } from './size.js'
+export { meshDefaults, readDuration, readPeerId } from './mesh.js'
+export type { MeshConfig, SharedVolumeConfig } from './mesh.js'
 export { accessModes, opendalProviders, storageClasses, volumeTypes } from './volume.js'

@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 
 import { describeValue } from './errors.js'
 import { FieldReader, isUnset } from './fields.js'
+import { readMesh, type MeshConfig } from './mesh.js'
 import { readCidrList, readHost, readIpAddress } from './network.js'
 import { formatSize, parseSize } from './size.js'
 import { readVolumes } from './volume.js'
@@ -61,6 +62,8 @@ export interface NodeConfig {
     maxPendingEvents: number
   }
   volumes: VolumeConfig[]
+  /** The mesh settings, or null when the node takes no part in the mesh. */
+  mesh: MeshConfig | null
 }
 
 /** Values from command-line flags. Each one replaces the matching key of the file. */
@@ -79,7 +82,7 @@ export interface ValidateOptions {
   overrides?: ConfigOverrides
 }
 
-export const topLevelKeys = ['node', 'nfs', 'audit', 'volumes'] as const
+export const topLevelKeys = ['node', 'nfs', 'audit', 'volumes', 'mesh'] as const
 export const nodeKeys = ['name', 'data_dir'] as const
 export const nfsKeys = ['bind', 'port', 'allowed_clients', 'max_record_bytes', 'advertise_host'] as const
 export const auditKeys = ['path', 'max_pending_events'] as const
@@ -141,7 +144,13 @@ export function validateConfig(document: unknown, options: ValidateOptions): Nod
   }
 
   const volumes = readVolumes(reader, top.volumes, nfs.allowedClients)
-  return { source: options.source, nodeName, dataDir, nfs, audit, volumes }
+  const mesh = readMesh(reader, top.mesh, options.baseDir, volumes.map((volume) => volume.name))
+  for (const entry of mesh?.share ?? []) {
+    if (volumes.find((volume) => volume.name === entry.volume)?.type === 'seal') {
+      reader.fail('mesh.share', `volume ${entry.volume} is a seal volume of another node; share it from the node that owns it`)
+    }
+  }
+  return { source: options.source, nodeName, dataDir, nfs, audit, volumes, mesh }
 }
 
 function readNfs(reader: FieldReader, value: unknown): NodeConfig['nfs'] {

@@ -67,6 +67,9 @@ function readVolume(reader: FieldReader, value: unknown, field: string, defaultC
 
   const accessMode = readAccessMode(reader, map.access_mode, childField(field, 'access_mode'))
   const sizeLimitBytes = isUnset(map.size_limit) ? null : parseSize(map.size_limit, childField(field, 'size_limit'), reader.source)
+  if (type === 'seal' && sizeLimitBytes !== null) {
+    reader.fail(childField(field, 'size_limit'), 'a seal volume is held to the size_limit its owner node sets; remove size_limit here and set it on the owner')
+  }
   const provider = readProvider(reader, map.provider, childField(field, 'provider'), type)
   const config = readBackendConfig(reader, type, map.config, childField(field, 'config'), name)
   const owner = readOwner(reader, map.owner, childField(field, 'owner'))

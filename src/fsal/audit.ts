@@ -8,6 +8,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Logger } from 'pino'
+import type { RequestContext } from './context.js'
 
 export interface StorageEvent {
   time: string
@@ -27,6 +28,17 @@ export interface StorageEvent {
   durationUs: number
   /** Reason AegisFSAL rejected a request that tried to leave its volume or forge a handle. */
   blocked?: string
+  /** For a request that came over the mesh: the calling peer and how the owner decided it. */
+  mesh?: MeshAudit
+}
+
+export interface MeshAudit {
+  peer: string
+  /** The envelope check that refused the request, such as BAD_SIGNATURE or REPLAYED. */
+  rejected?: string
+  decision?: 'allow' | 'deny'
+  /** Ids of the Cedar policies that decided. */
+  policies?: string[]
 }
 
 export interface AuditStats {
@@ -168,7 +180,31 @@ export function serializeEvent(event: StorageEvent): string {
     `,"length":${jsonNumber(event.length)},"bytes":${jsonNumber(event.bytes)},"status":${jsonString(event.status)}` +
     `,"durationUs":${event.durationUs}`
   if (event.blocked !== undefined) line += `,"blocked":${jsonString(event.blocked)}`
+  if (event.mesh !== undefined) line += `,"mesh":${JSON.stringify(event.mesh)}`
   return line + '}\n'
+}
+
+/** Records one request in the audit trail; returns a promise when the reply must wait for the sink. */
+export function auditRequest(audit: AuditSink, nodeName: string, ctx: RequestContext, status: string, mesh?: MeshAudit): Promise<void> | undefined {
+  const event: StorageEvent = {
+    time: isoNow(),
+    node: nodeName,
+    volume: ctx.volume?.name ?? null,
+    client: ctx.client,
+    uid: ctx.uid,
+    gid: ctx.gid,
+    procedure: ctx.procedure,
+    path: ctx.path(),
+    target: ctx.target,
+    offset: ctx.offset,
+    length: ctx.length,
+    bytes: ctx.bytes,
+    status,
+    durationUs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n)
+  }
+  if (ctx.blocked !== null) event.blocked = ctx.blocked
+  if (mesh !== undefined) event.mesh = mesh
+  return audit.record(event)
 }
 
 let isoMs = 0

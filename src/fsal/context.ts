@@ -19,6 +19,8 @@ export class RequestContext {
   bytes: number | null = null
   /** Set when the request was refused as an attempt to leave its volume or forge a handle. */
   blocked: string | null = null
+  /** The calling peer of a request that came over the mesh; allowed_clients does not apply to it. */
+  meshPeer: string | null = null
 
   constructor(
     readonly client: string,

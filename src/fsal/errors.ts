@@ -1,31 +1,34 @@
 // The error taxonomy of AegisFSAL. Every provider throws these (or raw errno errors, which
 // `fromErrno` converts); the NFS layer maps them to nfsstat3 in exactly one place.
 
-export type FsalErrorCode =
-  | 'PERM'
-  | 'NOENT'
-  | 'IO'
-  | 'ACCES'
-  | 'EXIST'
-  | 'XDEV'
-  | 'NOTDIR'
-  | 'ISDIR'
-  | 'INVAL'
-  | 'FBIG'
-  | 'NOSPC'
-  | 'ROFS'
-  | 'MLINK'
-  | 'NAMETOOLONG'
-  | 'NOTEMPTY'
-  | 'DQUOT'
-  | 'STALE'
-  | 'BADHANDLE'
-  | 'NOT_SYNC'
-  | 'BAD_COOKIE'
-  | 'NOTSUPP'
-  | 'TOOSMALL'
-  | 'SERVERFAULT'
-  | 'JUKEBOX'
+export const FSAL_ERROR_CODES = [
+  'PERM',
+  'NOENT',
+  'IO',
+  'ACCES',
+  'EXIST',
+  'XDEV',
+  'NOTDIR',
+  'ISDIR',
+  'INVAL',
+  'FBIG',
+  'NOSPC',
+  'ROFS',
+  'MLINK',
+  'NAMETOOLONG',
+  'NOTEMPTY',
+  'DQUOT',
+  'STALE',
+  'BADHANDLE',
+  'NOT_SYNC',
+  'BAD_COOKIE',
+  'NOTSUPP',
+  'TOOSMALL',
+  'SERVERFAULT',
+  'JUKEBOX'
+] as const
+
+export type FsalErrorCode = (typeof FSAL_ERROR_CODES)[number]
 
 /** Base class: `code` is what callers match on, never the message. */
 export class FsalError extends Error {

@@ -37,6 +37,13 @@ export interface Wcc {
   after: FileAttributes | null
 }
 
+export interface RenameResult {
+  fromWcc: Wcc
+  toWcc: Wcc
+  /** The object the rename replaced, with the names it still has afterwards, or null. */
+  replaced: FileAttributes | null
+}
+
 export interface NodeResult {
   node: FsalNode
   attributes: FileAttributes
@@ -152,7 +159,7 @@ export class AegisFsal {
     const volume = this.volumesById.get(fields.exportId)
     if (volume === undefined) throw new Stale(`no volume has export id ${fields.exportId}`)
     ctx.volume = volume
-    if (!this.clientAllowed(volume, ctx.client)) {
+    if (ctx.meshPeer === null && !this.clientAllowed(volume, ctx.client)) {
       ctx.blocked = `client ${ctx.client} is not in the allowed_clients of volume ${volume.name}`
       throw new AccessDenied(ctx.blocked)
     }
@@ -495,11 +502,11 @@ export class AegisFsal {
     throw new NotSupported('MKNOD is not supported: volumes hold only files, directories and symbolic links')
   }
 
-  async remove(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
+  async remove(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc & { removed: FileAttributes }> {
     return this.serialized(dirHandle, () => this.removeSerialized(ctx, dirHandle, rawName, directory), true)
   }
 
-  private async removeSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc> {
+  private async removeSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, directory: boolean): Promise<Wcc & { removed: FileAttributes }> {
     const dir = await this.directory(ctx, dirHandle)
     const name = this.name(ctx, rawName)
     this.requireWritable(ctx)
@@ -511,14 +518,14 @@ export class AegisFsal {
     const node = volume.nodes.get(removed.fileId)
     volume.released(node, removed)
     if (node !== undefined && (removed.nlink === 0 || removed.type === 'dir')) volume.forget(node)
-    return { before, after: await this.attributes(volume, dir) }
+    return { before, after: await this.attributes(volume, dir), removed }
   }
 
-  async rename(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {
+  async rename(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<RenameResult> {
     return this.serialized(fromHandle, () => this.renameSerialized(ctx, fromHandle, fromRaw, toHandle, toRaw), true)
   }
 
-  private async renameSerialized(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<{ fromWcc: Wcc; toWcc: Wcc }> {
+  private async renameSerialized(ctx: RequestContext, fromHandle: Buffer, fromRaw: Buffer, toHandle: Buffer, toRaw: Buffer): Promise<RenameResult> {
     const fromDir = await this.directory(ctx, fromHandle)
     const fromName = this.name(ctx, fromRaw)
     const volume = this.volumeOf(ctx)
@@ -548,7 +555,7 @@ export class AegisFsal {
 
     const fromAfter = await this.attributes(volume, fromDir)
     const toAfter = fromDir === toDir ? fromAfter : await this.attributes(volume, toDir)
-    return { fromWcc: { before: fromBefore, after: fromAfter }, toWcc: { before: toBefore, after: toAfter } }
+    return { fromWcc: { before: fromBefore, after: fromAfter }, toWcc: { before: toBefore, after: toAfter }, replaced }
   }
 
   /**
@@ -558,6 +565,7 @@ export class AegisFsal {
    */
   private async secondEntry(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer): Promise<{ dir: FsalNode; name: string }> {
     const second = new RequestContext(ctx.client, ctx.uid, ctx.gid, ctx.procedure, ctx.startedAt)
+    second.meshPeer = ctx.meshPeer
     try {
       const dir = await this.directory(second, dirHandle)
       const name = this.name(second, rawName)

@@ -67,6 +67,8 @@ export type RejectionCode =
   | 'UNKNOWN_OPERATION'
   | 'UNKNOWN_VOLUME'
   | 'DATA_MISMATCH'
+  /** The envelope's sender is not the peer whose connection carried it. */
+  | 'SENDER_MISMATCH'
 
 /** Thrown when a received envelope is rejected; `code` names the reason, one code per reason. */
 export class EnvelopeRejected extends Error {
@@ -105,9 +107,38 @@ export function sealEnvelope(identity: SealIdentity, to: string, request: SealRe
   if (request.handle !== undefined) envelope.handle = request.handle
   if (request.data !== undefined) envelope.dataHash = sha256(request.data)
 
-  const body = encode(envelope)
-  const signature = sign(null, body, identity.privateKey)
-  return encode([body, signature])
+  return signedWire(identity, encode(envelope))
+}
+
+/** Peer ids and verification keys of the raw public keys seen recently, derived once per key. */
+const senderKeys = new Map<string, { peerId: string; keyObject: KeyObject }>()
+const SENDER_KEYS_MAX = 4096
+
+/**
+ * Returns the peer id and the node:crypto verification key of a raw Ed25519 public key;
+ * EnvelopeRejected MALFORMED when the bytes are not such a key.
+ */
+export function senderKeyOf(raw: Uint8Array): { peerId: string; keyObject: KeyObject } {
+  const cacheKey = Buffer.from(raw).toString('hex')
+  let key = senderKeys.get(cacheKey)
+  if (key === undefined) {
+    let peerId: string
+    try {
+      peerId = peerIdOfKey(raw)
+    } catch (error) {
+      throw new EnvelopeRejected('MALFORMED', `sender key is not an Ed25519 public key: ${(error as Error).message}`)
+    }
+    const keyObject = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
+    key = { peerId, keyObject }
+    if (senderKeys.size >= SENDER_KEYS_MAX) senderKeys.clear()
+    senderKeys.set(cacheKey, key)
+  }
+  return key
+}
+
+/** Signs `bytes` and returns the CBOR array [bytes, signature] that travels. */
+export function signedWire(identity: SealIdentity, bytes: Uint8Array): Uint8Array {
+  return encode([bytes, sign(null, bytes, identity.privateKey)])
 }
 
 export interface VerifierOptions {
@@ -135,7 +166,6 @@ export class EnvelopeVerifier {
   private readonly replayCacheEntries: number
   /** Nonce (hex) -> time after which it can no longer be fresh, in insertion order. */
   private readonly seenNonces = new Map<string, number>()
-  private readonly keys = new Map<string, { peerId: string; keyObject: KeyObject }>()
 
   constructor(private readonly options: VerifierOptions) {
     this.maxSkewMs = options.maxSkewMs ?? 30_000
@@ -146,7 +176,7 @@ export class EnvelopeVerifier {
     const { body, signature } = this.unwrap(wire)
     const envelope = this.decodeBody(body)
 
-    const key = this.keyOf(envelope.key)
+    const key = senderKeyOf(envelope.key)
     if (key.peerId !== envelope.from) {
       throw new EnvelopeRejected('KEY_MISMATCH', `sender key belongs to ${key.peerId}, not to the claimed sender ${envelope.from}`)
     }
@@ -208,25 +238,6 @@ export class EnvelopeVerifier {
       (envelope.dataHash === undefined || isBytes(envelope.dataHash, 32))
     if (!valid) throw new EnvelopeRejected('MALFORMED', 'envelope body lacks a field or has one of the wrong type')
     return envelope as SealEnvelope
-  }
-
-  /** Returns the peer id and verification key of a raw public key, derived once per key. */
-  private keyOf(raw: Uint8Array): { peerId: string; keyObject: KeyObject } {
-    const cacheKey = Buffer.from(raw).toString('hex')
-    let key = this.keys.get(cacheKey)
-    if (key === undefined) {
-      let peerId: string
-      try {
-        peerId = peerIdOfKey(raw)
-      } catch (error) {
-        throw new EnvelopeRejected('MALFORMED', `sender key is not an Ed25519 public key: ${(error as Error).message}`)
-      }
-      const keyObject = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' })
-      key = { peerId, keyObject }
-      if (this.keys.size >= 4096) this.keys.clear()
-      this.keys.set(cacheKey, key)
-    }
-    return key
   }
 
   /** Remembers a nonce until its envelope could no longer pass the freshness check. */

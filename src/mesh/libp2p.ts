@@ -1,8 +1,10 @@
-// The node's libp2p peer: TCP, Noise and yamux, identify, and the trust rule for connections.
+// The node's libp2p peer: TCP, Noise and yamux, identify, gossipsub, and the trust rule for
+// connections.
 
 import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
-import { identify } from '@libp2p/identify'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
 import type { PeerId } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -27,7 +29,9 @@ export function isTrusted(trustedPeers: readonly string[] | 'any', peerId: strin
   return trustedPeers === 'any' || trustedPeers.includes(peerId)
 }
 
-export async function createMeshNode(options: MeshOptions): Promise<Libp2p> {
+export type MeshNode = Libp2p<{ identify: Identify; pubsub: GossipSub }>
+
+export async function createMeshNode(options: MeshOptions): Promise<MeshNode> {
   const { logger, trustedPeers } = options
   const deny = (peerId: PeerId, direction: string): boolean => {
     if (isTrusted(trustedPeers, peerId.toString())) return false
@@ -41,7 +45,11 @@ export async function createMeshNode(options: MeshOptions): Promise<Libp2p> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: { identify: identify() },
+    services: {
+      identify: identify(),
+      // A mesh of two nodes is normal here, so publishing must work before any peer subscribes.
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+    },
     connectionGater: {
       denyInboundEncryptedConnection: (peerId) => deny(peerId, 'inbound'),
       denyOutboundEncryptedConnection: (peerId) => deny(peerId, 'outbound')

@@ -11,7 +11,7 @@ import { FsalError } from '../fsal/errors.js'
 import type { AegisFsal } from '../fsal/fsal.js'
 import { checkName } from '../fsal/names.js'
 import type { FsalNode } from '../fsal/node.js'
-import { auditRequest } from './nfs3/program.js'
+import { auditRequest } from '../fsal/audit.js'
 import type { RpcCall, RpcProgram } from './rpc/program.js'
 import { AUTH_NONE, AUTH_SYS } from './rpc/message.js'
 

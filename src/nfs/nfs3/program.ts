@@ -2,7 +2,7 @@
 // one place where each request is timed, mapped to a status and audited.
 
 import type { Logger } from 'pino'
-import { isoNow, type AuditSink, type StorageEvent } from '../../fsal/audit.js'
+import { auditRequest, type AuditSink } from '../../fsal/audit.js'
 import { RequestContext } from '../../fsal/context.js'
 import type { RpcCall, RpcProgram } from '../rpc/program.js'
 import { XdrError } from '../xdr.js'
@@ -48,28 +48,6 @@ const PROCEDURES: Procedure[] = [
   pathconf,
   commit
 ]
-
-/** Records one request in the audit trail; returns a promise when the reply must wait for the sink. */
-export function auditRequest(audit: AuditSink, nodeName: string, ctx: RequestContext, status: string): Promise<void> | undefined {
-  const event: StorageEvent = {
-    time: isoNow(),
-    node: nodeName,
-    volume: ctx.volume?.name ?? null,
-    client: ctx.client,
-    uid: ctx.uid,
-    gid: ctx.gid,
-    procedure: ctx.procedure,
-    path: ctx.path(),
-    target: ctx.target,
-    offset: ctx.offset,
-    length: ctx.length,
-    bytes: ctx.bytes,
-    status,
-    durationUs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n)
-  }
-  if (ctx.blocked !== null) event.blocked = ctx.blocked
-  return audit.record(event)
-}
 
 export class NfsProgram implements RpcProgram {
   readonly program = NFS_PROGRAM
