@@ -20,6 +20,7 @@ import type { StorageProvider } from './providers/provider.js'
 import { SealProvider } from './providers/seal/provider.js'
 import { IdentityError, loadOrCreateIdentity } from './mesh/identity.js'
 import { Mesh } from './mesh/mesh.js'
+import { ControlServer } from './control.js'
 import { PolicyError } from './mesh/policy.js'
 
 const HANDLE_KEY_FILE = 'handle.key'
@@ -85,6 +86,7 @@ export class AegisNode {
   address: net.AddressInfo | null = null
   /** The node's mesh peer, or null when the configuration has no mesh section. */
   mesh: Mesh | null = null
+  private control: ControlServer | null = null
 
   constructor(
     readonly config: NodeConfig,
@@ -124,7 +126,7 @@ export class AegisNode {
       const nodeId = String(volume.config.node_id)
       return new SealProvider({
         caller: mesh,
-        owner: () => mesh.ownerOf(nodeId),
+        owner: () => mesh.ownerOf(nodeId, String(volume.config.remote_volume_id)),
         remoteVolume: String(volume.config.remote_volume_id),
         logger: this.logger.child({ component: 'provider:seal', volume: volume.name })
       })
@@ -256,6 +258,12 @@ export class AegisNode {
     if (this.mesh !== null) {
       for (const volume of config.volumes) this.mesh.storageClasses.set(volume.name, volume.storageClass)
       await this.mesh.serve(fsal, this.audit, this.volumes)
+      const mesh = this.mesh
+      this.control = new ControlServer(config.dataDir, { 'mesh peers': () => mesh.peers(), 'mesh volumes': () => mesh.volumes(), id: () => ({ peerId: mesh.peerId, addresses: mesh.addresses() }) }, this.logger.child({ component: 'control' }))
+      await this.control.listen().catch((error: Error) => {
+        this.logger.warn({ err: error }, 'control socket unavailable; aegis-node mesh peers and mesh volumes will not reach this node')
+        this.control = null
+      })
     }
 
     const nfsLogger = this.logger.child({ component: 'nfs' })
@@ -324,6 +332,8 @@ export class AegisNode {
   /** Stops accepting, lets calls in flight finish, then flushes the audit trail and closes volumes. */
   async stop(): Promise<void> {
     if (this.rpc) await this.rpc.close()
+    if (this.control) await this.control.close()
+    this.control = null
     if (this.mesh) await this.mesh.stop()
     this.mesh = null
     for (const volume of this.volumes) await volume.close()

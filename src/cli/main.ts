@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { ConfigError, embeddedDefaultConfig, formatExports, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/index.js'
+import { ConfigError, embeddedDefaultConfig, formatExports, formatSize, loadConfigFile, type ConfigOverrides, type NodeConfig } from '../config/index.js'
+import { askNode, ControlUnavailable } from '../control.js'
+import type { PeerView, VolumeAdvert } from '../mesh/adverts.js'
 import { IdentityError, loadOrCreateIdentity } from '../mesh/identity.js'
 import { checkPolicies, PolicyError } from '../mesh/policy.js'
 import { AegisNode, StartupError } from '../node.js'
@@ -97,6 +99,31 @@ async function printId(config: NodeConfig): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n')
 }
 
+/** Formats rows as columns separated by two spaces, the first row being the header. */
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)))
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ')).join('\n') + '\n'
+}
+
+async function meshCommand(config: NodeConfig, what: string | undefined): Promise<void> {
+  if (what !== 'peers' && what !== 'volumes') fail(`unknown mesh command ${JSON.stringify(what ?? '')}; use: aegis-node mesh peers, or aegis-node mesh volumes`)
+  if (config.mesh === null) fail(`${config.source} has no mesh: section, so this node is not in a mesh`)
+  const result = await askNode(config.dataDir, `mesh ${what}`)
+  if (what === 'peers') {
+    const peers = result as PeerView[]
+    if (peers.length === 0) return void process.stdout.write('no peers\n')
+    const rows = [['PEER', 'NAME', 'CONNECTED', 'VOLUMES', 'ADDRESSES']]
+    for (const peer of peers) rows.push([peer.peerId, peer.nodeName ?? '-', peer.connected ? 'yes' : 'no', String(peer.volumes), peer.addresses.join(',') || '-'])
+    process.stdout.write(table(rows))
+  } else {
+    const volumes = result as VolumeAdvert[]
+    if (volumes.length === 0) return void process.stdout.write('no volumes\n')
+    const rows = [['VOLUME', 'OWNER', 'OWNER PEER', 'ACCESS', 'CLASS', 'SIZE LIMIT']]
+    for (const volume of volumes) rows.push([volume.id, volume.ownerName, volume.owner, volume.accessMode, volume.storageClass, volume.sizeLimitBytes === null ? '-' : formatSize(volume.sizeLimitBytes)])
+    process.stdout.write(table(rows))
+  }
+}
+
 function policyCheck(config: NodeConfig, directory: string | undefined): void {
   const target = directory ?? config.mesh?.policyDir ?? null
   if (target === null) fail('no policy directory: give one (aegis-node policy check DIR) or set mesh.policy_dir in the config')
@@ -143,12 +170,14 @@ async function main(): Promise<void> {
     else if (command === 'exports') process.stdout.write(formatExports(config, config.nfs.port))
     else if (command === 'id') await printId(config)
     else if (command === 'policy' && positionals[1] === 'check') policyCheck(config, positionals[2])
+    else if (command === 'mesh') await meshCommand(config, positionals[1])
     else if (command === 'policy') fail(`unknown policy command ${JSON.stringify(positionals[1] ?? '')}; use: aegis-node policy check [DIR]`)
     else fail(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof StartupError || error instanceof IdentityError || error instanceof PolicyError) fail(error.message)
+    if (error instanceof ConfigError || error instanceof StartupError || error instanceof IdentityError || error instanceof PolicyError || error instanceof ControlUnavailable) fail(error.message)
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') fail(`the NFS port is already in use: ${(error as Error).message}; stop the other server or choose --nfs-port`)
-    if ((error as NodeJS.ErrnoException).code === 'EACCES') fail(`${(error as Error).message}; ports below 1024 need root or CAP_NET_BIND_SERVICE, or choose --nfs-port`)
+    if ((error as NodeJS.ErrnoException).code === 'EACCES' && (error as NodeJS.ErrnoException).syscall === 'listen') fail(`${(error as Error).message}; ports below 1024 need root or CAP_NET_BIND_SERVICE, or choose --nfs-port`)
+    if ((error as NodeJS.ErrnoException).code === 'EACCES') fail(`${(error as Error).message}; give this user access to that path, or run as the node's user`)
     throw error
   }
 }

@@ -77,14 +77,15 @@ export function readDuration(reader: FieldReader, value: unknown, field: string,
 /** Reads a libp2p peer id; only Ed25519 ids are accepted, because envelopes are signed with Ed25519. */
 export function readPeerId(reader: FieldReader, value: unknown, field: string): string {
   const text = reader.string(value, field)
-  let type: string
+  let peerId: ReturnType<typeof peerIdFromString>
   try {
-    type = peerIdFromString(text).type
+    peerId = peerIdFromString(text)
   } catch {
     reader.fail(field, `${describeValue(text)} is not a libp2p peer id; run "aegis-node id" on that node and copy the id it prints (12D3KooW...)`)
   }
-  if (type !== 'Ed25519') reader.fail(field, `${describeValue(text)} is a ${type} peer id; aegis-node peers have Ed25519 ids (12D3KooW...)`)
-  return text
+  if (peerId.type !== 'Ed25519') reader.fail(field, `${describeValue(text)} is a peer id of type ${peerId.type}; aegis-node peers have Ed25519 ids (12D3KooW...)`)
+  // Other encodings of the same id (a CID) are stored in the form libp2p reports for connections.
+  return peerId.toString()
 }
 
 /** Reads a TCP multiaddr such as /ip4/127.0.0.1/tcp/4001, with a /p2p/<peer id> suffix when `withPeer`. */
@@ -103,7 +104,10 @@ function readMultiaddr(reader: FieldReader, value: unknown, field: string, withP
   const ipFirst = ['ip4', 'ip6', 'dns4', 'dns6', 'dns'].includes(protocols[0]) && protocols[1] === 'tcp'
   const expected = withPeer ? ipFirst && protocols.length === 3 && peer !== null : ipFirst && protocols.length === 2
   if (!expected) reader.fail(field, `${describeValue(text)} must be an address and TCP port${withPeer ? ' followed by /p2p/<peer id>' : ''}, like ${example}`)
-  if (peer !== null) readPeerId(reader, peer, field)
+  if (peer !== null) {
+    const normalized = readPeerId(reader, peer, field)
+    return text.slice(0, text.lastIndexOf('/p2p/') + 5) + normalized
+  }
   return text
 }
 
@@ -141,10 +145,10 @@ export function readMesh(reader: FieldReader, value: unknown, baseDir: string, v
   const peers = reader.optionalMap(map.peers, 'mesh.peers')
   for (const [peerId, entry] of Object.entries(peers)) {
     const field = childField('mesh.peers', peerId)
-    readPeerId(reader, peerId, field)
+    const normalized = readPeerId(reader, peerId, field)
     const entryMap = reader.optionalMap(entry, field)
     reader.checkKeys(entryMap, field, meshPeerKeys)
-    peerLabels[peerId] = readLabels(reader, entryMap.labels, childField(field, 'labels'))
+    peerLabels[normalized] = readLabels(reader, entryMap.labels, childField(field, 'labels'))
   }
 
   const share = readList(reader, map.share, 'mesh.share', (item, field): SharedVolumeConfig => {
@@ -159,12 +163,17 @@ export function readMesh(reader: FieldReader, value: unknown, baseDir: string, v
   const twice = sharedNames.find((name, index) => sharedNames.indexOf(name) !== index)
   if (twice !== undefined) reader.fail('mesh.share', `volume ${describeValue(twice)} is listed twice; list each volume once`)
 
-  const policyDir = isUnset(map.policy_dir) ? null : resolve(baseDir, reader.string(map.policy_dir, 'mesh.policy_dir'))
+  let policyDir: string | null = null
+  if (!isUnset(map.policy_dir)) {
+    const text = reader.string(map.policy_dir, 'mesh.policy_dir')
+    if (text.startsWith('~')) reader.fail('mesh.policy_dir', `${describeValue(text)} starts with "~", which is not expanded; write the full path`)
+    policyDir = resolve(baseDir, text)
+  }
   const duration = (key: string, fallback: number, minMs: number, maxMs: number): number =>
     isUnset(map[key]) ? fallback : readDuration(reader, map[key], `mesh.${key}`, { minMs, maxMs })
   const advertTtlMs = duration('advert_ttl', meshDefaults.advertTtlMs, 1000, 3_600_000)
   const advertRefreshMs = duration('advert_refresh', Math.min(meshDefaults.advertRefreshMs, Math.floor(advertTtlMs / 3)), 100, 3_600_000)
-  if (advertRefreshMs >= advertTtlMs) reader.fail('mesh.advert_refresh', `${advertRefreshMs}ms is not shorter than mesh.advert_ttl (${advertTtlMs}ms); records would expire between refreshes`)
+  if (advertRefreshMs >= advertTtlMs) reader.fail('mesh.advert_refresh', `${advertRefreshMs}ms is not shorter than mesh.advert_ttl (${advertTtlMs}ms); records would expire between refreshes, so lower advert_refresh or raise advert_ttl`)
 
   return {
     listen,

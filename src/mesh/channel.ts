@@ -1,10 +1,9 @@
 // The SEAL request protocol: many requests in flight on one long-lived libp2p stream per peer.
 //
 // A frame is a 9-byte header (payload length u32, kind u8, request id u32) and its payload.
-// A REQUEST carries the length of the data that follows and the signed envelope; DATA frames
-// carry the data of a request or of a response in chunks, so that a large read or write never
-// blocks the requests behind it for long, and each frame waits for the stream to drain
-// (backpressure). A RESPONSE carries the length of its data and the CBOR result. CANCEL tells
+// A REQUEST carries the signed envelope and the length of the data that follows it. DATA frames
+// carry that data, or a response's, in chunks, so that a large read or write does not hold up the
+// requests behind it. Each frame waits for the stream to drain (backpressure). A RESPONSE carries the length of its data and the CBOR result. CANCEL tells
 // the owner that the caller gave up on a request.
 
 import type { Stream } from '@libp2p/interface'
@@ -70,6 +69,8 @@ export class FrameParser {
 
   /** Removes and returns the first `length` buffered bytes, copying only when they span chunks. */
   private take(length: number): Buffer {
+    // A frame with no payload (CANCEL) often arrives alone, leaving no chunk to cut from.
+    if (length === 0) return Buffer.alloc(0)
     this.buffered -= length
     const first = this.chunks[0]
     if (first.length > length) {
@@ -143,13 +144,12 @@ export class FrameWriter {
   /** Sends a message (REQUEST or RESPONSE) and then its data in chunks. */
   async message(kind: FrameKind.Request | FrameKind.Response, id: number, body: Uint8Array, data: Uint8Array | null): Promise<void> {
     const dataLength = data === null ? 0 : data.byteLength
-    const sending = this.write(kind, id, [withDataLength(dataLength, body)])
-    if (data === null || dataLength === 0) return sending
-    const chunks: Promise<void>[] = [sending]
-    for (let offset = 0; offset < dataLength; offset += CHUNK_BYTES) {
-      chunks.push(this.write(FrameKind.Data, id, [data.subarray(offset, Math.min(dataLength, offset + CHUNK_BYTES))]))
+    await this.write(kind, id, [withDataLength(dataLength, body)])
+    // Each chunk is queued only once the previous one was sent, so the frames of other requests
+    // queued meanwhile go out between them.
+    for (let offset = 0; data !== null && offset < dataLength; offset += CHUNK_BYTES) {
+      await this.write(FrameKind.Data, id, [data.subarray(offset, Math.min(dataLength, offset + CHUNK_BYTES))])
     }
-    await Promise.all(chunks)
   }
 
   cancel(id: number): Promise<void> {

@@ -41,9 +41,15 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<NodeIdentit
     throw new IdentityError(`${keyPath} has mode ${mode.toString(8)}; it must be readable by its owner only: chmod 600 ${keyPath}`)
   }
 
+  let bytes: Buffer
+  try {
+    bytes = fs.readFileSync(keyPath)
+  } catch (error) {
+    throw new IdentityError(`cannot read ${keyPath}: ${(error as Error).message}; run aegis-node as the user that owns the file`)
+  }
   let libp2pKey: PrivateKey
   try {
-    libp2pKey = privateKeyFromProtobuf(fs.readFileSync(keyPath))
+    libp2pKey = privateKeyFromProtobuf(bytes)
   } catch (error) {
     throw new IdentityError(`${keyPath} is not a private key (${(error as Error).message}); restore it from a backup, or delete it to give the node a new identity`)
   }

@@ -11,7 +11,8 @@ import type { AegisFsal } from '../fsal/fsal.js'
 import type { Volume } from '../fsal/volume.js'
 import type { SealRequest } from './envelope.js'
 import type { NodeIdentity } from './identity.js'
-import { createMeshNode, type MeshNode } from './libp2p.js'
+import { AdvertService, type PeerView, type VolumeAdvert } from './adverts.js'
+import { createMeshNode, isTrusted, type MeshNode } from './libp2p.js'
 import { PolicyEngine } from './policy.js'
 import { RemoteUnavailable, SealClient, type RemoteReply } from './seal-client.js'
 import { SealService, type SharedVolume } from './seal-service.js'
@@ -39,6 +40,7 @@ export class Mesh {
   readonly client: SealClient
   readonly policy: PolicyEngine | null
   private service: SealService | null = null
+  private adverts: AdvertService | null = null
   private readonly redials = new Map<string, { timer: NodeJS.Timeout | null; delayMs: number; address: string }>()
   private stopped = false
 
@@ -75,7 +77,7 @@ export class Mesh {
     return this.node.getMultiaddrs().map(String)
   }
 
-  /** Starts answering other nodes for the shared volumes, through `fsal`. */
+  /** Starts serving the shared volumes to other nodes, through `fsal`. */
   async serve(fsal: AegisFsal, audit: AuditSink, volumes: readonly Volume[]): Promise<void> {
     const { config } = this.options
     const shared = new Map<string, SharedVolume>()
@@ -97,16 +99,51 @@ export class Mesh {
       maxClockSkewMs: config.maxClockSkewMs
     })
     await this.service.start()
+
+    this.adverts = new AdvertService({
+      node: this.node,
+      identity: this.options.identity,
+      nodeName: this.options.nodeName,
+      logger: this.options.logger.child({ component: 'adverts' }),
+      refreshMs: config.advertRefreshMs,
+      ttlMs: config.advertTtlMs,
+      trustsPeer: (peerId) => isTrusted(config.trustedPeers, peerId)
+    })
+    await this.adverts.start()
+    this.adverts.setVolumes(
+      [...shared.values()].map(({ volume, storageClass }) => ({
+        id: volume.name,
+        name: volume.name,
+        accessMode: volume.settings.readOnly ? 'read-only' : 'read-write',
+        storageClass,
+        sizeLimitBytes: volume.settings.sizeLimitBytes
+      }))
+    )
+  }
+
+  /** Peers this node is connected to or has records from. */
+  peers(): PeerView[] {
+    return this.adverts?.peers() ?? []
+  }
+
+  /** Volumes shared in the mesh, this node's own included. */
+  volumes(): VolumeAdvert[] {
+    return this.adverts?.volumes() ?? []
   }
 
   /** Storage classes of the node's volumes, which the policies see on a shared volume. */
   readonly storageClasses = new Map<string, string>()
 
-  /** Resolves a seal volume's `node_id` (a peer id, or a node name) to the owner's peer id. */
-  ownerOf(nodeId: string): string {
+  /**
+   * Resolves a seal volume's `node_id` to the owner's peer id: a peer id is taken as it is, and
+   * a node name is looked up among the volumes advertised in the mesh.
+   */
+  ownerOf(nodeId: string, volumeId: string): string {
     const peerId = asPeerId(nodeId)
     if (peerId !== null) return peerId
-    throw new RemoteUnavailable(`node ${JSON.stringify(nodeId)} is not a peer id, and no node of that name is known in the mesh`)
+    const advert = this.adverts?.find(nodeId, volumeId)
+    if (advert !== undefined) return advert.owner
+    throw new RemoteUnavailable(`no node named ${JSON.stringify(nodeId)} advertises volume ${JSON.stringify(volumeId)} in the mesh yet; check node_id, or use the owner's peer id`)
   }
 
   call(peerId: string, request: SealRequest): Promise<RemoteReply> {
@@ -173,6 +210,7 @@ export class Mesh {
     this.stopped = true
     for (const state of this.redials.values()) if (state.timer !== null) clearTimeout(state.timer)
     this.client.close()
+    if (this.adverts !== null) await this.adverts.stop()
     if (this.service !== null) await this.service.stop()
     await this.node.stop()
   }

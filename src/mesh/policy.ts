@@ -65,7 +65,12 @@ function readPolicies(directory: string): Record<string, string> {
 
   const policies: Record<string, string> = {}
   for (const file of files) {
-    const text = fs.readFileSync(path.join(directory, file), 'utf8')
+    let text: string
+    try {
+      text = fs.readFileSync(path.join(directory, file), 'utf8')
+    } catch (error) {
+      throw new PolicyError(`cannot read the policy file ${path.join(directory, file)}: ${(error as Error).message}`)
+    }
     const parts = cedar.policySetTextToParts(text)
     if (parts.type === 'failure') throw new PolicyError(`${path.join(directory, file)}: ${errorText(parts.errors)}`)
     if (parts.policy_templates.length > 0) throw new PolicyError(`${path.join(directory, file)}: policy templates are not supported; write static policies`)

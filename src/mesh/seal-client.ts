@@ -1,5 +1,5 @@
-// The calling side of SEAL: signs each request into an envelope and sends it on the one stream
-// this node keeps to the owner, with a timeout; a stream that breaks fails its calls at once.
+// The calling side of SEAL: signs each request into an envelope and sends it, with a timeout, on
+// the one stream this node keeps to the owner. A stream that breaks fails its calls at once.
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
@@ -9,13 +9,20 @@ import { DataAssembly, decodeReply, FrameKind, FrameParser, FrameWriter, Protoco
 import { sealEnvelope, type SealIdentity, type SealRequest } from './envelope.js'
 import type { MeshNode } from './libp2p.js'
 
-/** Thrown when the owner cannot be reached or does not answer in time; NFS clients see IO. */
+/** Thrown when the owner is unreachable or its response timed out; NFS clients see IO. */
 export class RemoteUnavailable extends FsalError {
   override name = 'RemoteUnavailable'
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** 'closed' when the connection went away with the call in flight. */
+    readonly reason: 'closed' | 'timeout' | 'unreachable' = 'unreachable'
+  ) {
     super('IO', message)
   }
 }
+
+/** Operations that give the same result when run twice, so a call lost with its connection is sent again. */
+const IDEMPOTENT_OPERATIONS = new Set(['getattr', 'access', 'lookup', 'readlink', 'read_at', 'readdir', 'fsstat', 'fsinfo', 'pathconf', 'write_at', 'commit'])
 
 /** The error of a request whose envelope the owner refused; `rejected` names the failed check. */
 export class EnvelopeRefused extends FsalError {
@@ -103,7 +110,7 @@ class PeerChannel {
     this.closed = true
     for (const [id, call] of this.pending) {
       this.settle(id, call)
-      call.reject(new RemoteUnavailable(reason))
+      call.reject(new RemoteUnavailable(reason, 'closed'))
     }
     for (const wake of this.waiting.splice(0)) wake()
     if (this.stream.status === 'open') this.stream.abort(new Error(reason))
@@ -112,7 +119,7 @@ class PeerChannel {
   async call(wire: Uint8Array, data: Uint8Array | null, timeoutMs: number, description: string): Promise<RemoteReply> {
     const deadline = Date.now() + timeoutMs
     while (this.pending.size >= MAX_IN_FLIGHT && !this.closed) await new Promise<void>((wake) => this.waiting.push(wake))
-    if (this.closed) throw new RemoteUnavailable(`the connection to ${this.peerId} closed`)
+    if (this.closed) throw new RemoteUnavailable(`the connection to ${this.peerId} closed`, 'closed')
 
     const id = this.nextId
     this.nextId = this.nextId >= REQUEST_ID_LIMIT ? 1 : this.nextId + 1
@@ -122,7 +129,7 @@ class PeerChannel {
         if (call === undefined) return
         this.settle(id, call)
         void this.writer.cancel(id).catch(() => {})
-        reject(new RemoteUnavailable(`${description} on ${this.peerId} got no answer within ${timeoutMs} ms`))
+        reject(new RemoteUnavailable(`${description} on ${this.peerId} got no answer within ${timeoutMs} ms`, 'timeout'))
       }, Math.max(1, deadline - Date.now()))
       this.pending.set(id, { resolve, reject, timer, reply: null, assembly: null })
     })
@@ -136,7 +143,7 @@ function remoteError(code: string, message: string): FsalError {
   // AegisFSAL recovers from a stale object by its class, so that one keeps it.
   if (code === 'STALE') return new Stale(message)
   if ((FSAL_ERROR_CODES as readonly string[]).includes(code)) return new FsalError(code as FsalErrorCode, message)
-  return new FsalError('IO', `the owner answered with an unknown error ${JSON.stringify(code)}: ${message}`)
+  return new FsalError('IO', `the owner returned an unknown error code ${JSON.stringify(code)}: ${message}`)
 }
 
 export interface SealClientOptions {
@@ -173,20 +180,34 @@ export class SealClient {
     return opening
   }
 
-  /** Sends one request to `peerId` and returns its result, or throws the owner's error. */
+  /**
+   * Sends one request to `peerId` and returns its result, or throws the owner's error. An
+   * idempotent request whose connection closes under it is sent once more on a new connection,
+   * within the same timeout.
+   */
   async call(peerId: string, request: SealRequest): Promise<RemoteReply> {
-    const { timeoutMs } = this.options
+    const deadline = Date.now() + this.options.timeoutMs
+    try {
+      return await this.attempt(peerId, request, deadline)
+    } catch (error) {
+      const retry = error instanceof RemoteUnavailable && error.reason === 'closed' && IDEMPOTENT_OPERATIONS.has(request.op) && Date.now() < deadline
+      if (!retry) throw error
+      this.options.logger.debug({ peer: peerId, op: request.op }, 'connection closed under a call; sending it again')
+      return this.attempt(peerId, request, deadline)
+    }
+  }
+
+  private async attempt(peerId: string, request: SealRequest, deadline: number): Promise<RemoteReply> {
     const description = `${request.op} on volume ${request.volume}`
-    const started = Date.now()
     let channel: PeerChannel
     try {
-      channel = await this.channelTo(peerId, AbortSignal.timeout(timeoutMs))
+      channel = await this.channelTo(peerId, AbortSignal.timeout(Math.max(1, deadline - Date.now())))
     } catch (error) {
       throw new RemoteUnavailable(`cannot reach ${peerId} for ${description}: ${(error as Error).message}`)
     }
+    // A fresh envelope each time: the owner refuses a nonce it has seen.
     const wire = sealEnvelope(this.options.identity, peerId, request)
-    const remainingMs = Math.max(1, timeoutMs - (Date.now() - started))
-    return channel.call(wire, request.data ?? null, remainingMs, description)
+    return channel.call(wire, request.data ?? null, Math.max(1, deadline - Date.now()), description)
   }
 
   /** Sends pre-built envelope bytes as they are; for tests that craft envelopes. */

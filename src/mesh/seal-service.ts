@@ -41,7 +41,7 @@ export interface SealServiceOptions {
   maxClockSkewMs: number
 }
 
-/** Requests one stream may have in flight; beyond it the owner answers JUKEBOX (try again). */
+/** Maximum requests in flight on one stream; beyond it the owner responds JUKEBOX (retry later). */
 const MAX_IN_FLIGHT_PER_STREAM = 128
 const READDIR_PAGE_MAX = 4096
 const MAX_READ_BYTES = 4 * 1024 * 1024
@@ -78,11 +78,11 @@ export class SealService {
     this.streams.clear()
   }
 
-  /** Serves one long-lived stream from `peer`: requests are answered as they finish, in any order. */
+  /** Serves one long-lived stream from `peer`, responding to each request when it finishes, in any order. */
   private serve(stream: Stream, peer: string): void {
     this.streams.add(stream)
     const writer = new FrameWriter(stream)
-    const receiving = new Map<number, { wire: Buffer; assembly: DataAssembly }>()
+    const receiving = new Map<number, { wire: Buffer; assembly: DataAssembly; cancelled: boolean }>()
     const running = new Map<number, { cancelled: boolean }>()
     const logger = this.options.logger
 
@@ -115,7 +115,7 @@ export class SealService {
           // The envelope is kept past this frame, so it must not share the parser's buffer.
           const wire = Buffer.from(body)
           if (dataLength === 0) start(frame.id, wire, null)
-          else receiving.set(frame.id, { wire, assembly: new DataAssembly(dataLength) })
+          else receiving.set(frame.id, { wire, assembly: new DataAssembly(dataLength), cancelled: false })
           return
         }
         case FrameKind.Data: {
@@ -123,12 +123,13 @@ export class SealService {
           if (pending === undefined) throw new ProtocolError(`data for request ${frame.id}, which announced none`)
           if (pending.assembly.add(frame.payload)) {
             receiving.delete(frame.id)
-            start(frame.id, pending.wire, pending.assembly.data)
+            // The caller gave up while its data was still arriving: nothing is run.
+            if (!pending.cancelled) start(frame.id, pending.wire, pending.assembly.data)
           }
           return
         }
         case FrameKind.Cancel: {
-          const state = running.get(frame.id)
+          const state = running.get(frame.id) ?? receiving.get(frame.id)
           if (state !== undefined) state.cancelled = true
           return
         }
@@ -141,7 +142,7 @@ export class SealService {
     stream.addEventListener('close', () => this.streams.delete(stream))
   }
 
-  /** Checks and runs one request; never throws. */
+  /** Checks and runs one request; every failure becomes an error reply. */
   async handle(peer: string, wire: Uint8Array, data: Buffer | null): Promise<{ reply: Reply; outcome: Outcome | null }> {
     const started = process.hrtime.bigint()
     let envelope: SealEnvelope
@@ -165,7 +166,9 @@ export class SealService {
       outcome = await this.run(ctx, envelope, shared, data, mesh)
       reply = { ok: true, result: outcome.result }
     } catch (error) {
-      const fsalError = error instanceof FsalError ? error : error instanceof ArgumentError ? new InvalidArgument(error.message) : null
+      let fsalError: FsalError | null = null
+      if (error instanceof FsalError) fsalError = error
+      else if (error instanceof ArgumentError) fsalError = new InvalidArgument(error.message)
       if (fsalError === null) this.options.logger.error({ err: error, peer, op: envelope.op }, 'remote request failed unexpectedly')
       reply = { ok: false, code: fsalError?.code ?? 'SERVERFAULT', message: fsalError?.message ?? 'the owner node failed to run the request' }
     }

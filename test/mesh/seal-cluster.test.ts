@@ -10,7 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { eventually, freePort, peerIdFor, startNodeProcess, type NodeProcess } from '../helpers/mesh-cluster.js'
+import { CLI, eventually, freePort, peerIdFor, startNodeProcess, type NodeProcess } from '../helpers/mesh-cluster.js'
 import { nfsCat, nfsCp, nfsLs, runNfsScript } from '../helpers/nfs-client.js'
 import { makeTempDir } from '../helpers/node.js'
 
@@ -41,6 +41,15 @@ function ownerYaml(peers: Cluster['peers'], meshPort: number, policyDir: string)
     type: local
     mount_path: /workspace/private
     access_mode: read-write
+  - name: tiny
+    type: local
+    mount_path: /workspace/tiny
+    access_mode: read-write
+    size_limit: 1Mi
+  - name: archive
+    type: local
+    mount_path: /workspace/archive
+    access_mode: read-only
 mesh:
   listen: [/ip4/127.0.0.1/tcp/${meshPort}]
   trusted_peers: [${peers.a}, ${peers.c}, ${peers.d}]
@@ -50,6 +59,8 @@ mesh:
   share:
     - volume: shared
       labels: [team]
+    - tiny
+    - archive
   policy_dir: ${policyDir}
 `
 }
@@ -63,6 +74,27 @@ function callerYaml(ownerPeer: string, ownerAddress: string, meshPort: number): 
       remote_volume_id: shared
     mount_path: /workspace/remote
     access_mode: read-write
+  - name: remote-tiny
+    type: seal
+    config:
+      node_id: ${ownerPeer}
+      remote_volume_id: tiny
+    mount_path: /workspace/remote-tiny
+    access_mode: read-write
+  - name: remote-archive
+    type: seal
+    config:
+      node_id: ${ownerPeer}
+      remote_volume_id: archive
+    mount_path: /workspace/remote-archive
+    access_mode: read-write
+  - name: by-name
+    type: seal
+    config:
+      node_id: node-b
+      remote_volume_id: shared
+    mount_path: /workspace/by-name
+    access_mode: read-only
 mesh:
   listen: [/ip4/127.0.0.1/tcp/${meshPort}]
   bootstrap: [${ownerAddress}]
@@ -75,6 +107,9 @@ permit (principal, action, resource) when { principal.labels.contains("pipeline"
 
 @id("c-reads")
 permit (principal == Aegis::Node::"${peers.c}", action in Aegis::Action::"Read", resource);
+
+@id("d-looks")
+permit (principal == Aegis::Node::"${peers.d}", action in [Aegis::Action::"getattr", Aegis::Action::"lookup"], resource);
 
 @id("no-secrets")
 forbid (principal, action, resource) when { context.path like "/secret*" };
@@ -138,6 +173,30 @@ describe('a seal volume served by node A lives on node B', () => {
     expect(fs.existsSync(ownerPath('dir'))).toBe(false)
   })
 
+  it('enforces the owner quota and read-only mode', async () => {
+    const local = path.join(makeTempDir(), 'two-mib.bin')
+    fs.writeFileSync(local, randomBytes(2 * 1024 * 1024))
+    const overQuota = await runNfsScript(cluster.a.url('remote-tiny'), [['writefile', '/two-mib.bin', local]])
+    // libnfs reports the failed write without its NFS status, so both audit trails show it.
+    expect(overQuota[0].ok).toBe(false)
+    const ownerEvents = await eventually(
+      () => cluster.b.auditEvents(),
+      (events) => events.some((event) => event.volume === 'tiny' && event.status === 'DQUOT')
+    )
+    expect(ownerEvents.find((event) => event.volume === 'tiny' && event.status === 'DQUOT')).toMatchObject({ procedure: 'seal:write_at', path: '/two-mib.bin' })
+    const callerEvents = await eventually(
+      () => cluster.a.auditEvents(),
+      (events) => events.some((event) => event.volume === 'remote-tiny' && event.status === 'DQUOT')
+    )
+    expect(callerEvents.find((event) => event.volume === 'remote-tiny' && event.status === 'DQUOT')).toMatchObject({ procedure: 'WRITE', path: '/two-mib.bin' })
+    const onOwner = path.join(cluster.dirs.b, 'volumes', 'tiny', 'two-mib.bin')
+    expect(fs.existsSync(onOwner) ? fs.statSync(onOwner).size : 0).toBeLessThanOrEqual(1024 * 1024)
+
+    const readOnly = await runNfsScript(cluster.a.url('remote-archive'), [['mkdir', '/new', '755']])
+    expect(readOnly[0]).toMatchObject({ ok: false, errno: 30 })
+    expect(fs.existsSync(path.join(cluster.dirs.b, 'volumes', 'archive', 'new'))).toBe(false)
+  })
+
   it('keeps NFS semantics across the mesh: NOENT, NOTEMPTY and EXIST come back as if local', async () => {
     const results = await runNfsScript(cluster.a.url('remote'), [
       ['stat', '/missing'],
@@ -152,6 +211,31 @@ describe('a seal volume served by node A lives on node B', () => {
     expect(results[3]).toMatchObject({ ok: false, errno: 39 })
     expect(results[4]).toMatchObject({ ok: false, errno: 17 })
     expect([results[1].ok, results[2].ok, results[5].ok, results[6].ok]).toEqual([true, true, true, true])
+  })
+})
+
+describe('the mesh view', () => {
+  it('lists peers and shared volumes with aegis-node mesh, and finds an owner by its node name', async () => {
+    const configOf = (node: NodeProcess): string => path.join(node.dataDir, 'node.yaml')
+    const volumes = await run(process.execPath, [CLI, 'mesh', 'volumes', '--config', configOf(cluster.a)])
+    expect(volumes.stdout).toMatch(new RegExp(`shared\\s+node-b\\s+${cluster.peers.b}\\s+read-write\\s+persistent\\s+256Mi`))
+    expect(volumes.stdout).not.toContain('private')
+
+    const peers = await run(process.execPath, [CLI, 'mesh', 'peers', '--config', configOf(cluster.a)])
+    expect(peers.stdout).toMatch(new RegExp(`${cluster.peers.b}\\s+node-b\\s+yes\\s+3\\s+/ip4/127.0.0.1/tcp/`))
+
+    fs.writeFileSync(ownerPath('named.txt'), 'found by name\n')
+    const byName = await nfsCat(cluster.a.url('by-name', '/named.txt'))
+    expect(byName.code, byName.stderr).toBe(0)
+    expect(byName.stdout.toString()).toBe('found by name\n')
+    const readOnly = await runNfsScript(cluster.a.url('by-name'), [['create', '/not-allowed.txt', '644']])
+    expect(readOnly[0]).toMatchObject({ ok: false, errno: 30 })
+  })
+
+  it('tells the user when no node runs on the data directory', async () => {
+    const error = await run(process.execPath, [CLI, 'mesh', 'peers', '--data-dir', makeTempDir(), '--config', path.join(cluster.a.dataDir, 'node.yaml')]).catch((failure: { code: number; stderr: string }) => failure)
+    expect(error).toMatchObject({ code: 2 })
+    expect((error as { stderr: string }).stderr).toContain('no node is running on data directory')
   })
 })
 
@@ -226,9 +310,14 @@ describe('the owner checks every envelope before policy', () => {
         .map((line) => JSON.parse(line) as { case: string; ok: boolean; rejected: string | null; code?: string })
         .map((outcome) => [outcome.case, outcome])
     )
-    // D has no permit, so a valid envelope passes every check and is then denied by policy.
-    expect(outcomes.valid).toMatchObject({ ok: false, code: 'ACCES', rejected: null })
-    expect(outcomes.first_send).toMatchObject({ ok: false, code: 'ACCES', rejected: null })
+    // D may call getattr and lookup only: a valid envelope passes, anything else is denied.
+    expect(outcomes.valid).toMatchObject({ ok: true })
+    expect(outcomes.first_send).toMatchObject({ ok: true })
+    expect(outcomes.denied_operation).toMatchObject({ ok: false, code: 'ACCES', rejected: null })
+    // Past the envelope and the policies, the owner's AegisFSAL still checks handles and names.
+    expect(outcomes.forged_handle).toMatchObject({ ok: false, code: 'BADHANDLE', rejected: null })
+    expect(outcomes.dot_dot_name).toMatchObject({ ok: false, code: 'ACCES', rejected: null })
+    expect(outcomes.slash_name).toMatchObject({ ok: false, code: 'ACCES', rejected: null })
     const expected: Record<string, string> = {
       tampered: 'BAD_SIGNATURE',
       wrong_key: 'KEY_MISMATCH',
@@ -256,6 +345,27 @@ describe('the owner checks every envelope before policy', () => {
 })
 
 describe('a failing owner', () => {
+  it('answers with an error within the request timeout while B is frozen, and serves again once it resumes', async () => {
+    fs.writeFileSync(ownerPath('frozen.txt'), 'still here\n')
+    // A frozen process keeps its connections open: only the per-call timeout can end the wait.
+    cluster.b.process.kill('SIGSTOP')
+    let frozen
+    const started = Date.now()
+    try {
+      frozen = await nfsCat(cluster.a.url('remote', '/frozen.txt'), { timeoutMs: 60_000 })
+    } finally {
+      cluster.b.process.kill('SIGCONT')
+    }
+    const elapsedMs = Date.now() - started
+    expect(frozen.code).not.toBe(0)
+    expect(elapsedMs).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_S * 1000 - 200)
+    expect(elapsedMs).toBeLessThan(REQUEST_TIMEOUT_S * 1000 + 10_000)
+
+    const resumed = await nfsCat(cluster.a.url('remote', '/frozen.txt'))
+    expect(resumed.code, `${resumed.stderr}\nnode A log:\n${cluster.a.log.slice(-30).join('\n')}`).toBe(0)
+    expect(resumed.stdout.toString()).toBe('still here\n')
+  }, 60_000)
+
   it('fails a large read within the request timeout when B dies, and serves again after B restarts', async () => {
     const big = randomBytes(128 * 1024 * 1024)
     fs.writeFileSync(ownerPath('big.bin'), big)

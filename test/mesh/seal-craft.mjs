@@ -47,7 +47,11 @@ const cases = {
   unknown_operation: () => sealEnvelope(identity, owner, { ...request, op: 'format_disk' }),
   unknown_volume: () => sealEnvelope(identity, owner, { ...request, volume: 'not-shared' }),
   data_mismatch: () => ({ wire: sealEnvelope(identity, owner, { op: 'write_at', volume, args: { offset: 0, stable: 2 }, data: Buffer.from('signed') }), data: Buffer.from('sent!!') }),
-  forwarded: () => sealEnvelope(other, owner, request)
+  forwarded: () => sealEnvelope(other, owner, request),
+  denied_operation: () => sealEnvelope(identity, owner, { op: 'mkdir', volume, args: { name: 'made-by-d', mode: 0o755 } }),
+  forged_handle: () => sealEnvelope(identity, owner, { ...request, handle: Buffer.alloc(38, 7) }),
+  dot_dot_name: () => sealEnvelope(identity, owner, { op: 'lookup', volume, args: { name: '..' } }),
+  slash_name: () => sealEnvelope(identity, owner, { op: 'lookup', volume, args: { name: '../../etc' } })
 }
 
 async function send(wire, data = null) {

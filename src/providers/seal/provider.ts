@@ -284,7 +284,7 @@ export class SealProvider implements StorageProvider {
     return replaced === null ? null : this.local(decodeAttributes(replaced))
   }
 
-  /** The target directory argument of RENAME and LINK; absent means the root. */
+  /** Returns the target directory argument of RENAME and LINK, empty for the root. */
   private async target(dir: FsalNode): Promise<{ toHandle?: Buffer }> {
     const handle = await this.handleOf(dir)
     return handle === undefined ? {} : { toHandle: handle }
