@@ -85,8 +85,10 @@ export async function askNode(dataDir: string, command: string): Promise<unknown
     socket.on('connect', () => socket.write(JSON.stringify({ command }) + '\n'))
     socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')))
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-        reject(new ControlUnavailable(`no node is running on data directory ${dataDir} (no control socket at ${socketPath}); start one with aegis-node serve, or give its --config or --data-dir`))
+      if (error.code === 'ENOENT') {
+        reject(new ControlUnavailable(`no mesh node is running on data directory ${dataDir} (no control socket at ${socketPath}); start one with aegis-node serve, or give its --config or --data-dir`))
+      } else if (error.code === 'ECONNREFUSED') {
+        reject(new ControlUnavailable(`no node listens on ${socketPath}: the node that made it has stopped; start it again with aegis-node serve`))
       } else reject(error)
     })
     socket.on('end', () => {

@@ -19,7 +19,7 @@ import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 import { SealProvider } from './providers/seal/provider.js'
 import { IdentityError, loadOrCreateIdentity } from './mesh/identity.js'
-import { Mesh } from './mesh/mesh.js'
+import { asPeerId, Mesh } from './mesh/mesh.js'
 import { ControlServer } from './control.js'
 import { PolicyError } from './mesh/policy.js'
 
@@ -103,6 +103,11 @@ export class AegisNode {
     if (volume.type === 'local') return
     if (volume.type === 'seal') {
       if (this.config.mesh === null) throw this.volumeError(index, '.type', 'a seal volume lives on another node; add a mesh: section so that this node joins the mesh')
+      const nodeId = String(volume.config.node_id)
+      // A mistyped peer id would otherwise be taken for a node name that no node advertises.
+      if (/^(12D3KooW|Qm|bafz)/.test(nodeId) && asPeerId(nodeId) === null) {
+        throw this.volumeError(index, '.config.node_id', `${JSON.stringify(nodeId)} looks like a peer id but is not a valid one; copy the id that aegis-node id prints on the owner`)
+      }
       return
     }
     if (volume.type !== 'hostPath') {
@@ -295,9 +300,17 @@ export class AegisNode {
     const mesh = this.config.mesh!
     try {
       const identity = await loadOrCreateIdentity(this.config.dataDir)
-      this.mesh = await Mesh.start({ config: mesh, nodeName: this.config.nodeName, identity, logger: this.logger.child({ component: 'mesh' }) })
+      this.config.volumes.forEach((volume, index) => {
+        if (volume.type === 'seal' && asPeerId(String(volume.config.node_id)) === identity.peerId) {
+          throw this.volumeError(index, '.config.node_id', `${identity.peerId} is this node itself; a seal volume names another node (serve the volume here as a local or hostPath volume instead)`)
+        }
+      })
+      this.mesh = await Mesh.start({ config: mesh, nodeName: this.config.nodeName, identity, logger: this.logger })
     } catch (error) {
       if (error instanceof IdentityError || error instanceof PolicyError) throw new StartupError(error.message)
+      if (String((error as Error).message).includes('EADDRINUSE')) {
+        throw new StartupError(`mesh.listen: an address of ${mesh.listen.join(', ')} is already in use; stop the other process or choose another port`)
+      }
       throw error
     }
     this.logger.info({ peer: this.mesh.peerId, addresses: this.mesh.addresses() }, `mesh peer ${this.mesh.peerId} listening on ${this.mesh.addresses().join(', ')}`)

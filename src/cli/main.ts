@@ -107,7 +107,6 @@ function table(rows: string[][]): string {
 
 async function meshCommand(config: NodeConfig, what: string | undefined): Promise<void> {
   if (what !== 'peers' && what !== 'volumes') fail(`unknown mesh command ${JSON.stringify(what ?? '')}; use: aegis-node mesh peers, or aegis-node mesh volumes`)
-  if (config.mesh === null) fail(`${config.source} has no mesh: section, so this node is not in a mesh`)
   const result = await askNode(config.dataDir, `mesh ${what}`)
   if (what === 'peers') {
     const peers = result as PeerView[]

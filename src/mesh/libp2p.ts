@@ -35,7 +35,7 @@ export async function createMeshNode(options: MeshOptions): Promise<MeshNode> {
   const { logger, trustedPeers } = options
   const deny = (peerId: PeerId, direction: string): boolean => {
     if (isTrusted(trustedPeers, peerId.toString())) return false
-    logger.warn({ peer: peerId.toString(), direction }, 'connection from an untrusted peer closed')
+    logger.warn({ peer: peerId.toString(), direction }, `closed the connection of untrusted peer ${peerId.toString()}; add its peer id to mesh.trusted_peers to let it in`)
     return true
   }
 
@@ -55,6 +55,5 @@ export async function createMeshNode(options: MeshOptions): Promise<MeshNode> {
       denyOutboundEncryptedConnection: (peerId) => deny(peerId, 'outbound')
     }
   })
-  logger.info({ peer: node.peerId.toString(), addresses: node.getMultiaddrs().map(String) }, 'mesh peer listening')
   return node
 }

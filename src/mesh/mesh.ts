@@ -19,6 +19,8 @@ import { SealService, type SharedVolume } from './seal-service.js'
 
 const REDIAL_FIRST_MS = 500
 const REDIAL_MAX_MS = 30_000
+/** A connection that closes sooner than this after opening does not reset the backoff (an owner that drops us at once). */
+const STABLE_CONNECTION_MS = 10_000
 
 /** Returns the peer id in a string, or null when it is not one (then it is a node name). */
 export function asPeerId(text: string): string | null {
@@ -41,8 +43,9 @@ export class Mesh {
   readonly policy: PolicyEngine | null
   private service: SealService | null = null
   private adverts: AdvertService | null = null
-  private readonly redials = new Map<string, { timer: NodeJS.Timeout | null; delayMs: number; address: string }>()
+  private readonly redials = new Map<string, { timer: NodeJS.Timeout | null; delayMs: number; address: string; connectedAt: number }>()
   private stopped = false
+  private readonly log: Logger
 
   private constructor(
     readonly node: MeshNode,
@@ -50,6 +53,7 @@ export class Mesh {
     policy: PolicyEngine | null
   ) {
     this.policy = policy
+    this.log = options.logger.child({ component: 'mesh' })
     this.client = new SealClient({ node, identity: options.identity, logger: options.logger.child({ component: 'seal-client' }), timeoutMs: options.config.requestTimeoutMs })
   }
 
@@ -61,7 +65,7 @@ export class Mesh {
       policy = new PolicyEngine(config.policyDir, logger.child({ component: 'policy' }))
       policy.load()
     } else if (config.share.length > 0) {
-      logger.warn('mesh.policy_dir is not set, so every request from other nodes is denied')
+      logger.child({ component: 'mesh' }).warn('mesh.policy_dir is not set, so every request from other nodes is denied')
     }
     const node = await createMeshNode({ identity: options.identity, listen: config.listen, trustedPeers: config.trustedPeers, logger: logger.child({ component: 'libp2p' }) })
     const mesh = new Mesh(node, options, policy)
@@ -109,7 +113,6 @@ export class Mesh {
       ttlMs: config.advertTtlMs,
       trustsPeer: (peerId) => isTrusted(config.trustedPeers, peerId)
     })
-    await this.adverts.start()
     this.adverts.setVolumes(
       [...shared.values()].map(({ volume, storageClass }) => ({
         id: volume.name,
@@ -119,6 +122,7 @@ export class Mesh {
         sizeLimitBytes: volume.settings.sizeLimitBytes
       }))
     )
+    await this.adverts.start()
   }
 
   /** Peers this node is connected to or has records from. */
@@ -153,7 +157,7 @@ export class Mesh {
   /** Reloads the policies (SIGHUP); an invalid set is refused and the current one stays. */
   reloadPolicies(): boolean {
     if (this.policy === null) {
-      this.options.logger.warn('no mesh.policy_dir is configured; nothing to reload')
+      this.log.warn('no mesh.policy_dir is configured; nothing to reload')
       return false
     }
     return this.policy.reload()
@@ -164,18 +168,30 @@ export class Mesh {
    * connection goes away, for as long as the node runs.
    */
   private keepConnected(): void {
-    const logger = this.options.logger
+    const logger = this.log
     for (const address of this.options.config.bootstrap) {
       const peerId = address.slice(address.lastIndexOf('/p2p/') + 5)
-      this.redials.set(peerId, { timer: null, delayMs: REDIAL_FIRST_MS, address })
+      this.redials.set(peerId, { timer: null, delayMs: REDIAL_FIRST_MS, address, connectedAt: 0 })
       this.dial(peerId)
     }
+    this.node.addEventListener('peer:connect', (event) => {
+      const peerId = event.detail.toString()
+      const state = this.redials.get(peerId)
+      if (state === undefined) return
+      state.connectedAt = Date.now()
+      logger.info({ peer: peerId }, 'connected to bootstrap peer')
+    })
     this.node.addEventListener('peer:disconnect', (event) => {
       const peerId = event.detail.toString()
       const state = this.redials.get(peerId)
       if (state === undefined || this.stopped) return
-      logger.warn({ peer: peerId }, 'connection to a bootstrap peer lost; dialing again')
-      this.schedule(peerId, state.delayMs)
+      const lastedMs = Date.now() - state.connectedAt
+      if (lastedMs >= STABLE_CONNECTION_MS) state.delayMs = REDIAL_FIRST_MS
+      const delayMs = state.delayMs
+      state.delayMs = Math.min(REDIAL_MAX_MS, state.delayMs * 2)
+      const hint = lastedMs < STABLE_CONNECTION_MS ? '; a peer that closes at once may not trust this node: add this peer id to its mesh.trusted_peers' : ''
+      logger.warn({ peer: peerId, lastedMs, retryMs: delayMs }, `connection to a bootstrap peer lost after ${lastedMs} ms; dialing again${hint}`)
+      this.schedule(peerId, delayMs)
     })
   }
 
@@ -193,12 +209,9 @@ export class Mesh {
     const state = this.redials.get(peerId)
     if (state === undefined || this.stopped) return
     this.node.dial(multiaddr(state.address), { signal: AbortSignal.timeout(10_000) }).then(
-      () => {
-        state.delayMs = REDIAL_FIRST_MS
-        this.options.logger.info({ peer: peerId }, 'connected to bootstrap peer')
-      },
+      () => {},
       (error: Error) => {
-        this.options.logger.debug({ peer: peerId, err: error, retryMs: state.delayMs }, 'bootstrap peer unreachable; will retry')
+        this.log.warn({ peer: peerId, address: state.address, retryMs: state.delayMs, reason: error.message }, 'bootstrap peer unreachable; dialing again later')
         const delayMs = state.delayMs
         state.delayMs = Math.min(REDIAL_MAX_MS, state.delayMs * 2)
         this.schedule(peerId, delayMs)

@@ -154,8 +154,8 @@ function volumeIdsOf(state: PeerState, owner: PeerProcess): string[] {
 
 /** The 'volume advert rejected' log lines a peer wrote so far. */
 function rejectionsLogged(peer: PeerProcess): Array<{ peer: string; via: string; code: string }> {
-  return peer.logs
-    .split('\n')
+  const completeLines = peer.logs.split('\n').slice(0, -1)
+  return completeLines
     .filter((line) => line.includes('"volume advert rejected"'))
     .map((line) => JSON.parse(line) as { peer: string; via: string; code: string })
 }

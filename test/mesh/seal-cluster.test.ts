@@ -235,7 +235,7 @@ describe('the mesh view', () => {
   it('tells the user when no node runs on the data directory', async () => {
     const error = await run(process.execPath, [CLI, 'mesh', 'peers', '--data-dir', makeTempDir(), '--config', path.join(cluster.a.dataDir, 'node.yaml')]).catch((failure: { code: number; stderr: string }) => failure)
     expect(error).toMatchObject({ code: 2 })
-    expect((error as { stderr: string }).stderr).toContain('no node is running on data directory')
+    expect((error as { stderr: string }).stderr).toContain('no mesh node is running on data directory')
   })
 })
 

@@ -12,7 +12,7 @@ import { NotFound, Stale } from '../../fsal/errors.js'
 import type { FsalNode } from '../../fsal/node.js'
 import { FileAttributes, type CreateMode, type FsStat, type SetAttributes, type StableHow } from '../../fsal/types.js'
 import type { SealRequest } from '../../mesh/envelope.js'
-import type { RemoteReply } from '../../mesh/seal-client.js'
+import { EnvelopeRefused, RemoteUnavailable, type RemoteReply } from '../../mesh/seal-client.js'
 import { decodeAttributes } from '../../mesh/wire.js'
 import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
 
@@ -23,6 +23,8 @@ const ATTRIBUTES_TTL_MS = 1_000
 /** Names per remote READDIR page. */
 const READDIR_PAGE = 1024
 const LISTINGS_KEPT = 64
+/** At most one warning per interval about an unreachable or refusing owner, so a busy client cannot flood the log. */
+const WARNING_INTERVAL_MS = 10_000
 
 export interface SealCaller {
   call(peerId: string, request: SealRequest): Promise<RemoteReply>
@@ -63,10 +65,25 @@ export class SealProvider implements StorageProvider {
   /** Entries of recent listings by directory file id, so that READDIRPLUS costs no lookups. */
   private readonly listed = new Map<number, { at: number; entries: Map<string, FileAttributes | null> }>()
 
+  private lastWarningAt = 0
+
   constructor(private readonly options: SealProviderOptions) {}
 
-  private call(request: Omit<SealRequest, 'volume'>): Promise<RemoteReply> {
-    return this.options.caller.call(this.options.owner(), { ...request, volume: this.options.remoteVolume })
+  private async call(request: Omit<SealRequest, 'volume'>): Promise<RemoteReply> {
+    try {
+      return await this.options.caller.call(this.options.owner(), { ...request, volume: this.options.remoteVolume })
+    } catch (error) {
+      // The NFS client sees only IO or ACCES, so the reason goes to the log.
+      if (error instanceof RemoteUnavailable || error instanceof EnvelopeRefused) this.warn(request.op, error)
+      throw error
+    }
+  }
+
+  private warn(op: string, error: Error): void {
+    const now = Date.now()
+    if (now - this.lastWarningAt < WARNING_INTERVAL_MS) return
+    this.lastWarningAt = now
+    this.options.logger.warn({ op, remoteVolume: this.options.remoteVolume, reason: error.message }, `seal volume request failed: ${error.message}`)
   }
 
   /** Translates the owner's attributes: the root gets its fixed file id on this side. */
@@ -305,7 +322,10 @@ export class SealProvider implements StorageProvider {
     return reply.result as FsStat
   }
 
-  /** Walks the remote volume breadth first; used to find the nodes of handles after a restart. */
+  /**
+   * Walks the remote volume breadth first; used to find the nodes of handles after a restart.
+   * NOTE: a large remote volume costs one READDIR round trip per directory page here.
+   */
   async scan(root: FsalNode, visit: ScanVisitor): Promise<void> {
     const queue: FsalNode[] = [root]
     while (queue.length > 0) {
