@@ -21,6 +21,8 @@ export const enum FrameKind {
 const HEADER_BYTES = 9
 /** Largest DATA chunk; smaller chunks let other requests' frames interleave. */
 export const CHUNK_BYTES = 256 * 1024
+/** Frames up to this size are copied into one buffer and sent at once. */
+const COALESCE_BYTES = 64 * 1024
 /** Largest payload of any frame: a chunk, or an envelope or result with its length prefix. */
 const MAX_FRAME_PAYLOAD_BYTES = 1024 * 1024
 /** Largest data of one request or response: an NFS READ or WRITE is at most 4 MiB. */
@@ -128,13 +130,22 @@ export class FrameWriter {
 
   constructor(private readonly stream: Stream) {}
 
-  /** Queues a frame with its payload parts; resolves once the stream accepted it. */
-  private write(kind: FrameKind, id: number, parts: readonly Uint8Array[]): Promise<void> {
-    const length = parts.reduce((sum, part) => sum + part.byteLength, 0)
+  /**
+   * Queues frames, each a kind, an id and payload parts; resolves once the stream accepted them.
+   * Small frames go out as one buffer: each send becomes its own encrypted Noise message and
+   * socket writes, so a header sent apart from its payload costs as much as the payload.
+   */
+  private write(frames: ReadonlyArray<{ kind: FrameKind; id: number; parts: readonly Uint8Array[] }>): Promise<void> {
+    const buffers: Uint8Array[] = []
+    for (const { kind, id, parts } of frames) {
+      buffers.push(header(kind, id, parts.reduce((sum, part) => sum + part.byteLength, 0)))
+      for (const part of parts) if (part.byteLength > 0) buffers.push(part)
+    }
+    const total = buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0)
     const run = async (): Promise<void> => {
       if (this.stream.writableNeedsDrain) await this.stream.onDrain()
-      this.stream.send(header(kind, id, length))
-      for (const part of parts) if (part.byteLength > 0) this.stream.send(part)
+      if (total <= COALESCE_BYTES) this.stream.send(Buffer.concat(buffers, total))
+      else for (const buffer of buffers) this.stream.send(buffer)
     }
     const result = this.tail.then(run)
     this.tail = result.catch(() => {})
@@ -144,16 +155,20 @@ export class FrameWriter {
   /** Sends a message (REQUEST or RESPONSE) and then its data in chunks. */
   async message(kind: FrameKind.Request | FrameKind.Response, id: number, body: Uint8Array, data: Uint8Array | null): Promise<void> {
     const dataLength = data === null ? 0 : data.byteLength
-    await this.write(kind, id, [withDataLength(dataLength, body)])
+    const first = { kind, id, parts: [withDataLength(dataLength, body)] }
+    if (data === null || dataLength === 0) return this.write([first])
+    // Data that fits one small buffer travels with its message, in the same send.
+    if (dataLength <= COALESCE_BYTES) return this.write([first, { kind: FrameKind.Data, id, parts: [data] }])
+    await this.write([first])
     // Each chunk is queued only once the previous one was sent, so the frames of other requests
     // queued meanwhile go out between them.
-    for (let offset = 0; data !== null && offset < dataLength; offset += CHUNK_BYTES) {
-      await this.write(FrameKind.Data, id, [data.subarray(offset, Math.min(dataLength, offset + CHUNK_BYTES))])
+    for (let offset = 0; offset < dataLength; offset += CHUNK_BYTES) {
+      await this.write([{ kind: FrameKind.Data, id, parts: [data.subarray(offset, Math.min(dataLength, offset + CHUNK_BYTES))] }])
     }
   }
 
   cancel(id: number): Promise<void> {
-    return this.write(FrameKind.Cancel, id, [])
+    return this.write([{ kind: FrameKind.Cancel, id, parts: [] }])
   }
 }
 

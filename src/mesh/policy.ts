@@ -106,6 +106,8 @@ export class PolicyEngine {
   private policySetId: string | null = null
   private generation = 0
   private readonly decisions = new Map<string, Decision>()
+  /** False when no policy reads context.offset or context.length, so decisions can ignore them. */
+  private usesRange = true
 
   constructor(
     private readonly directory: string,
@@ -122,6 +124,7 @@ export class PolicyEngine {
     const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies })
     if (parsed.type === 'failure') throw new PolicyError(`policies in ${this.directory} do not parse: ${errorText(parsed.errors)}`)
     this.policySetId = id
+    this.usesRange = Object.values(policies).some((text) => /\b(offset|length)\b/.test(text))
     this.decisions.clear()
     const count = Object.keys(policies).length
     this.logger.info({ directory: this.directory, policies: count, generation: this.generation }, 'policies loaded')
@@ -141,7 +144,9 @@ export class PolicyEngine {
 
   authorize(request: AuthorizationRequest): Decision {
     if (this.policySetId === null) throw new PolicyError('no policies are loaded')
-    const key = JSON.stringify([request.peerId, request.peerLabels, request.operation, request.volume, request.path, request.offset, request.length])
+    // Reads and writes at new offsets would otherwise miss the cache on every call.
+    const range = this.usesRange ? [request.offset, request.length] : []
+    const key = JSON.stringify([request.peerId, request.peerLabels, request.operation, request.volume, request.path, ...range])
     const cached = this.decisions.get(key)
     if (cached !== undefined) return cached
 

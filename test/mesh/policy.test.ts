@@ -36,6 +36,26 @@ permit(principal, action in Aegis::Action::"Write", resource)
 `
 
 describe('cedar policies', () => {
+  it('decides each range when a policy reads it', () => {
+    const engine = new PolicyEngine(
+      policyDir({ 'range.cedar': `@id("head-only")\npermit(principal, action == Aegis::Action::"read_at", resource) when { context.offset + context.length <= 8192 };\n` }),
+      logger
+    )
+    engine.load()
+    expect(engine.authorize(request({ offset: 0, length: 4096 })).allowed).toBe(true)
+    expect(engine.authorize(request({ offset: 8192, length: 4096 })).allowed).toBe(false)
+    expect(engine.authorize(request({ offset: 4096, length: 4096 })).allowed).toBe(true)
+  })
+
+  it('shares decisions across ranges otherwise', () => {
+    const engine = new PolicyEngine(policyDir({ 'base.cedar': BASE }), logger)
+    engine.load()
+    const first = engine.authorize(request({ offset: 0 }))
+    // The same decision object: served from the cache although the offset differs.
+    expect(engine.authorize(request({ offset: 123_456 }))).toBe(first)
+    expect(first.allowed).toBe(true)
+  })
+
   it('allows and names the deciding policy', () => {
     const engine = new PolicyEngine(policyDir({ 'base.cedar': BASE }), logger)
     engine.load()
