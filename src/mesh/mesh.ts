@@ -68,9 +68,7 @@ export class Mesh {
       logger.child({ component: 'mesh' }).warn('mesh.policy_dir is not set, so every request from other nodes is denied')
     }
     const node = await createMeshNode({ identity: options.identity, listen: config.listen, trustedPeers: config.trustedPeers, logger: logger.child({ component: 'libp2p' }) })
-    const mesh = new Mesh(node, options, policy)
-    mesh.keepConnected()
-    return mesh
+    return new Mesh(node, options, policy)
   }
 
   get peerId(): string {
@@ -123,6 +121,9 @@ export class Mesh {
       }))
     )
     await this.adverts.start()
+    // Dialed only now: a peer connected before the adverts service starts is not asked for its
+    // records until its next refresh.
+    this.keepConnected()
   }
 
   /** Peers this node is connected to or has records from. */

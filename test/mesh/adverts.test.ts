@@ -3,8 +3,9 @@
 // store also run in this process, against hand-built records and a stand-in libp2p node.
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { generateKeyPairSync } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -27,7 +28,6 @@ import {
 import { peerIdOfKey, signedWire, type SealIdentity } from '../../src/mesh/envelope.js'
 import { loadOrCreateIdentity } from '../../src/mesh/identity.js'
 import type { MeshNode } from '../../src/mesh/libp2p.js'
-import { makeTempDir } from '../helpers/node.js'
 
 const testDir = path.dirname(fileURLToPath(import.meta.url))
 const peerScript = path.join(testDir, 'advert-peer.mjs')
@@ -124,6 +124,14 @@ class PeerProcess {
 const peers: PeerProcess[] = []
 const tempDirs: string[] = []
 
+/**
+ * Creates a temporary directory. Local rather than from test/helpers/node.ts, because that module
+ * loads the whole node and its native addon, which this test does not need.
+ */
+function makeTempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+}
+
 function startPeer(label: string, options: { share?: string[]; bootstrap?: PeerProcess[]; refreshMs?: number; ttlMs?: number; extra?: string[] }): Promise<PeerProcess> {
   const dataDir = makeTempDir(`aegis-advert-${label}-`)
   tempDirs.push(dataDir)
@@ -147,12 +155,12 @@ async function waitForView(peer: PeerProcess, description: string, check: (state
   return state
 }
 
-/** Volume ids of one owner, sorted. */
+/** Returns the volume ids of one owner, sorted, because volumes() sorts by owner then id. */
 function volumeIdsOf(state: PeerState, owner: PeerProcess): string[] {
   return state.volumes.filter((volume) => volume.owner === owner.peerId).map((volume) => volume.id)
 }
 
-/** The 'volume advert rejected' log lines a peer wrote so far. */
+/** Returns the 'volume advert rejected' log lines that a peer has written so far. */
 function rejectionsLogged(peer: PeerProcess): Array<{ peer: string; via: string; code: string }> {
   const completeLines = peer.logs.split('\n').slice(0, -1)
   return completeLines
@@ -214,7 +222,8 @@ describe('volume adverts between processes', () => {
   })
 
   it('gossip carries a changed list', async () => {
-    // floodPublish sends a node's own message to every peer known to subscribe to the topic.
+    // Gossipsub 17 sends a node's own messages to every peer known to subscribe to the topic
+    // (floodPublish is on by default), so B and C only need to know that A subscribed.
     await waitForView(b, 'A subscribed', (state) => state.topicPeers.includes(a.peerId))
     await waitForView(c, 'A subscribed', (state) => state.topicPeers.includes(a.peerId))
 
@@ -324,10 +333,19 @@ describe('volume adverts between processes', () => {
   })
 })
 
-/** Creates an Ed25519 identity that exists only in memory. */
+/** DER prefix of an Ed25519 PKCS #8 private key (RFC 8410); the 32-byte seed follows. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
+/**
+ * Creates an Ed25519 identity that exists only in memory. The key comes from a random seed rather
+ * than generateKeyPairSync, because Node.js 20.20 can deadlock when it exports such a key. The
+ * export holds the key's lock while it allocates, and the garbage collection this may start
+ * finalizes the key generation job, which waits for the same lock (seen in a gdb stack of a hung
+ * test worker).
+ */
 function memoryIdentity(): SealIdentity {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
-  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url')
+  const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, randomBytes(32)]), format: 'der', type: 'pkcs8' })
+  const raw = createPublicKey(privateKey).export({ format: 'der', type: 'spki' }).subarray(-32)
   return { peerId: peerIdOfKey(raw), publicKey: raw, privateKey }
 }
 
