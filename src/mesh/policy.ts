@@ -5,6 +5,7 @@
 // labels), and each remote operation is an action in the group Read or Write. The context has
 // the path, offset and length. Cedar denies what no policy permits.
 
+import './v8-flags.js'
 import fs from 'node:fs'
 import path from 'node:path'
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs'
