@@ -704,6 +704,11 @@ export class AdvertService {
   }
 
   private reject(error: AdvertRejected, source: RecordSource): AdvertRejectionCode {
+    // An older record arriving late, through a relay or after its publisher restarted, is normal gossip.
+    if (error.code === 'STALE') {
+      this.logger.debug({ peer: source.from, via: source.via, reason: error.message }, 'older volume advert ignored')
+      return error.code
+    }
     const suppressed = this.rejectionLog.admit(error.code, this.now())
     if (suppressed !== null) {
       this.logger.warn({ peer: source.from, via: source.via, code: error.code, reason: error.message, suppressed }, 'volume advert rejected')
