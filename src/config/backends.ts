@@ -104,8 +104,10 @@ function readHttpUrl(reader: FieldReader, value: unknown, field: string): string
   return text
 }
 
-const secretReferencePattern = /^secret:[^/\s]+(?:\/[^/\s]+)+$/
-const envReferencePattern = /^env:[A-Za-z_][A-Za-z0-9_]*$/
+/** `secret:<path>/<key>`: a path of one or more segments, then the key after the last "/". */
+export const secretReferencePattern = /^secret:[^/\s]+(?:\/[^/\s]+)+$/
+/** `env:NAME`, where NAME is a POSIX-style environment variable name. */
+export const envReferencePattern = /^env:[A-Za-z_][A-Za-z0-9_]*$/
 
 /**
  * Checks that every opendal option is a string. `secret:<path>/<key>` and `env:NAME` references
@@ -133,7 +135,7 @@ function readOpendalConfig(reader: FieldReader, config: PlainMap, field: string)
 }
 
 /** Names the type of a value without showing the value itself. */
-function describeTypeOnly(value: unknown): string {
+export function describeTypeOnly(value: unknown): string {
   if (value === null || value === undefined) return 'an empty value'
   if (Array.isArray(value)) return 'a list'
   if (typeof value === 'object') return 'a map'

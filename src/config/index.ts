@@ -19,4 +19,7 @@ export type {
 export { formatSize, parseSize } from './size.js'
 export { meshDefaults, readDuration, readPeerId } from './mesh.js'
 export type { MeshConfig, SharedVolumeConfig } from './mesh.js'
+export { secretsKeys, vaultDefaults, vaultTimeoutRange } from './secrets.js'
+export type { CredentialSource, SecretsConfig, VaultAuthConfig, VaultConfig } from './secrets.js'
+export { envReferencePattern, secretReferencePattern } from './backends.js'
 export { accessModes, opendalProviders, storageClasses, volumeTypes } from './volume.js'

@@ -8,6 +8,7 @@ import { describeValue } from './errors.js'
 import { FieldReader, isUnset } from './fields.js'
 import { readMesh, type MeshConfig } from './mesh.js'
 import { readCidrList, readHost, readIpAddress } from './network.js'
+import { checkSecretReferences, readSecrets, type SecretsConfig } from './secrets.js'
 import { formatSize, parseSize } from './size.js'
 import { readVolumes } from './volume.js'
 
@@ -64,6 +65,8 @@ export interface NodeConfig {
   volumes: VolumeConfig[]
   /** The mesh settings, or null when the node takes no part in the mesh. */
   mesh: MeshConfig | null
+  /** The server settings for `secret:` references. `vault` is null when the file has no secrets.vault. */
+  secrets: SecretsConfig
 }
 
 /** Values from command-line flags. Each one replaces the matching key of the file. */
@@ -82,7 +85,7 @@ export interface ValidateOptions {
   overrides?: ConfigOverrides
 }
 
-export const topLevelKeys = ['node', 'nfs', 'audit', 'volumes', 'mesh'] as const
+export const topLevelKeys = ['node', 'nfs', 'audit', 'volumes', 'mesh', 'secrets'] as const
 export const nodeKeys = ['name', 'data_dir'] as const
 export const nfsKeys = ['bind', 'port', 'allowed_clients', 'max_record_bytes', 'advertise_host'] as const
 export const auditKeys = ['path', 'max_pending_events'] as const
@@ -150,7 +153,9 @@ export function validateConfig(document: unknown, options: ValidateOptions): Nod
       reader.fail('mesh.share', `volume ${entry.volume} is a seal volume of another node; share it from the node that owns it`)
     }
   }
-  return { source: options.source, nodeName, dataDir, nfs, audit, volumes, mesh }
+  const secrets = readSecrets(reader, top.secrets, options.baseDir)
+  checkSecretReferences(reader, volumes, secrets)
+  return { source: options.source, nodeName, dataDir, nfs, audit, volumes, mesh, secrets }
 }
 
 function readNfs(reader: FieldReader, value: unknown): NodeConfig['nfs'] {

@@ -108,7 +108,8 @@ describe('opendal config', () => {
   const opendal = (config: string | null, provider = 's3') => oneVolume({ type: 'opendal', provider, config })
 
   it('keeps references unresolved', () => {
-    const text = opendal('{bucket: b, access_key_id: "secret:aws/reader/access-key", region: "env:AWS_REGION"}')
+    const vault = 'secrets: {vault: {address: "https://bao.internal:8200", token: env:VAULT_TOKEN}}\n'
+    const text = oneVolume({ type: 'opendal', provider: 's3', config: '{bucket: b, access_key_id: "secret:aws/reader/access-key", region: "env:AWS_REGION"}' }, vault)
     expect(parse(text).volumes[0].config).toEqual({
       bucket: 'b',
       access_key_id: 'secret:aws/reader/access-key',

@@ -18,6 +18,7 @@ describe('configuration reference', () => {
     const config = parse(example)
     expect(config.volumes.map((volume) => volume.type)).toEqual(['local', 'seaweedfs', 'opendal', 'hostPath', 'seal'])
     expect(config.nfs.advertiseHost).toBe('storage-node-1.internal')
+    expect(config.secrets.vault?.auth.method).toBe('approle')
   })
 
   it('shows the embedded default', async () => {

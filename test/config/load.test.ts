@@ -40,6 +40,10 @@ const manifestVolumes = `volumes:
     storage_class: persistent
     mount_path: /workspace/pipeline/input
     access_mode: read-only
+secrets:
+  vault:
+    address: https://bao.internal:8200
+    token: env:VAULT_TOKEN
 `
 
 const nodeSection = `node:
