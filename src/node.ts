@@ -18,6 +18,7 @@ import { BufferPool } from './providers/buffer-pool.js'
 import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 import { SealProvider } from './providers/seal/provider.js'
+import { SeaweedFsProvider } from './providers/seaweedfs/provider.js'
 import { IdentityError, loadOrCreateIdentity } from './mesh/identity.js'
 import { asPeerId, Mesh } from './mesh/mesh.js'
 import { ControlServer } from './control.js'
@@ -101,6 +102,12 @@ export class AegisNode {
   /** Checks what only the host can tell (paths, overlaps, providers) before anything is created. */
   private checkVolume(volume: VolumeConfig, index: number): void {
     if (volume.type === 'local') return
+    if (volume.type === 'seaweedfs') {
+      if (volume.config.filer_url === undefined) {
+        throw this.volumeError(index, '.config.filer_url', 'missing; give the address of the SeaweedFS filer, such as http://127.0.0.1:8888')
+      }
+      return
+    }
     if (volume.type === 'seal') {
       if (this.config.mesh === null) throw this.volumeError(index, '.type', 'a seal volume lives on another node; add a mesh: section so that this node joins the mesh')
       const nodeId = String(volume.config.node_id)
@@ -134,6 +141,15 @@ export class AegisNode {
         owner: () => mesh.ownerOf(nodeId, String(volume.config.remote_volume_id)),
         remoteVolume: String(volume.config.remote_volume_id),
         logger: this.logger.child({ component: 'provider:seal', volume: volume.name })
+      })
+    }
+    if (volume.type === 'seaweedfs') {
+      return new SeaweedFsProvider({
+        filerUrl: String(volume.config.filer_url),
+        rootPath: String(volume.config.path),
+        collection: volume.config.collection as string | undefined,
+        replication: volume.config.replication as string | undefined,
+        logger: this.logger.child({ component: 'provider:seaweedfs', volume: volume.name })
       })
     }
     const logger = this.logger.child({ component: 'provider:localhost', volume: volume.name })

@@ -5,7 +5,7 @@ import type { NodeConfig, VolumeConfig } from './schema.js'
 import { formatSize } from './size.js'
 
 /** Volume types this version has a storage provider for. */
-const SERVED_TYPES: readonly string[] = ['local', 'hostPath', 'seal']
+const SERVED_TYPES: readonly string[] = ['local', 'hostPath', 'seal', 'seaweedfs']
 
 /** Returns the host that clients connect to: nfs.advertise_host, or else the bind address. */
 export function advertisedHost(config: NodeConfig): string {

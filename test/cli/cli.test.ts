@@ -156,11 +156,11 @@ describe('aegis-node serve', () => {
 
   it('refuses a volume without a provider', () => {
     const dir = makeTempDir()
-    const config = writeConfig(dir, `  - name: shared-data\n    type: seaweedfs\n    mount_path: /workspace/shared-data\n    access_mode: read-write\n`)
+    const config = writeConfig(dir, `  - name: shared-data\n    type: opendal\n    provider: memory\n    mount_path: /workspace/shared-data\n    access_mode: read-write\n`)
     const result = run(['serve', '--config', config])
     expect(result.status).toBe(2)
     expect(result.stderr).toContain('shared-data')
-    expect(result.stderr).toContain('seaweedfs')
+    expect(result.stderr).toContain('opendal')
     expect(fs.existsSync(path.join(dir, 'data'))).toBe(false)
   })
 
