@@ -82,3 +82,44 @@ describe('seaweedfs volume over NFS', () => {
     expect(again[0]).toMatchObject({ ok: true, size: 8 * 1024 * 1024 + 17 })
   }, 60_000)
 })
+
+// Runs only when SEAWEEDFS_FILER_URL names a real filer (the docker compose cluster has one):
+// the same upload, download and rename through NFS, checked through NFS alone.
+const realFiler = process.env.SEAWEEDFS_FILER_URL
+describe.skipIf(realFiler === undefined)('seaweedfs volume on a real filer', () => {
+  let realNode: TestNode
+  const volumePath = `/aegis-node-test/${Date.now()}-${process.pid}`
+
+  beforeAll(async () => {
+    realNode = await startTestNode({
+      volumesYaml: `  - name: real
+    type: seaweedfs
+    config:
+      filer_url: ${realFiler}
+      path: ${volumePath}
+    mount_path: /workspace/real
+    access_mode: read-write
+`
+    })
+  })
+
+  afterAll(async () => {
+    await realNode?.stop()
+  })
+
+  it('uploads, downloads, renames and removes', async () => {
+    const local = path.join(makeTempDir(), 'data.bin')
+    const content = randomBytes(3 * 1024 * 1024 + 5)
+    fs.writeFileSync(local, content)
+    expect((await nfsCp(local, realNode.url('real', '/data.bin'))).code).toBe(0)
+    const download = await nfsCat(realNode.url('real', '/data.bin'))
+    expect(download.stdout.equals(content)).toBe(true)
+    const results = await runNfsScript(realNode.url('real'), [
+      ['rename', '/data.bin', '/moved.bin'],
+      ['stat', '/moved.bin'],
+      ['unlink', '/moved.bin']
+    ])
+    expect(results.map((result) => result.ok)).toEqual([true, true, true])
+    expect(results[1].size).toBe(content.length)
+  })
+})
