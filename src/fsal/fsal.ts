@@ -399,7 +399,12 @@ export class AegisFsal {
 
     // A CREATE that sets a size reserves those bytes before the file exists, so that a rejected
     // request leaves no file behind. They become the file's own reservation below.
-    const heldBytes = args.how !== 'exclusive' ? (initial.sizeBytes ?? 0) : 0
+    let heldBytes = args.how !== 'exclusive' ? (initial.sizeBytes ?? 0) : 0
+    if (heldBytes > 0 && args.how === 'unchecked') {
+      // An unchecked CREATE of an existing file keeps it; only the growth past its size is new.
+      const existing = await volume.provider.lookup(dir, name).catch(() => null)
+      if (existing !== null && existing.type === 'file') heldBytes = Math.max(0, heldBytes - existing.sizeBytes)
+    }
     volume.holdBytes(heldBytes)
     let attributes: FileAttributes
     try {

@@ -160,15 +160,16 @@ export class LocalHostProvider implements StorageProvider {
     const state = cached ?? new OpenNode()
     state.pathFd = fd
     this.open_.set(node, state)
-    this.evictIfNeeded()
+    this.evictIfNeeded(node)
     return fd
   }
 
-  private evictIfNeeded(): void {
+  /** Closes the least recently used idle nodes beyond the limit, never `keep`, whose descriptor the caller is about to use. */
+  private evictIfNeeded(keep: FsalNode): void {
     if (this.open_.size <= this.maxOpenNodes) return
     for (const [node, state] of this.open_) {
       if (this.open_.size <= this.maxOpenNodes) return
-      if (state.busy > 0) continue
+      if (state.busy > 0 || node === keep) continue
       this.closeState(node, state)
     }
   }
@@ -462,7 +463,11 @@ export class LocalHostProvider implements StorageProvider {
   }
 
   async setattr(node: FsalNode, changes: SetAttributes): Promise<FileAttributes> {
-    const pathFd = this.pathFd(node)
+    // Busy for the whole call: opening the parent of a symlink below could evict this node.
+    return this.withPathFds([node], (pathFd) => this.setattrAt(node, pathFd, changes))
+  }
+
+  private async setattrAt(node: FsalNode, pathFd: number, changes: SetAttributes): Promise<FileAttributes> {
     try {
       if (changes.sizeBytes !== undefined) {
         if (node.type !== 'file') throw new InvalidArgument(`cannot set the size of ${node.path()}: not a regular file`)
