@@ -6,53 +6,42 @@ import { ProtocolError } from './channel.js'
 
 const FILE_TYPES: readonly FileType[] = ['file', 'dir', 'symlink', 'block', 'char', 'socket', 'fifo']
 
-export type WireAttributes = [number, ...number[]]
+export type WireAttributes = number[]
+
+/** The numeric attributes in the order they travel, after the file type's index. */
+const NUMERIC_FIELDS = [
+  'mode',
+  'nlink',
+  'sizeBytes',
+  'usedBytes',
+  'rdevMajor',
+  'rdevMinor',
+  'fileId',
+  'generation',
+  'atimeSec',
+  'atimeNsec',
+  'mtimeSec',
+  'mtimeNsec',
+  'ctimeSec',
+  'ctimeNsec'
+] as const satisfies ReadonlyArray<keyof FileAttributes>
 
 export function encodeAttributes(attributes: FileAttributes): WireAttributes {
-  return [
-    FILE_TYPES.indexOf(attributes.type),
-    attributes.mode,
-    attributes.nlink,
-    attributes.sizeBytes,
-    attributes.usedBytes,
-    attributes.rdevMajor,
-    attributes.rdevMinor,
-    attributes.fileId,
-    attributes.generation,
-    attributes.atimeSec,
-    attributes.atimeNsec,
-    attributes.mtimeSec,
-    attributes.mtimeNsec,
-    attributes.ctimeSec,
-    attributes.ctimeNsec
-  ]
+  return [FILE_TYPES.indexOf(attributes.type), ...NUMERIC_FIELDS.map((field) => attributes[field])]
 }
 
 export function decodeAttributes(value: unknown): FileAttributes {
-  if (!Array.isArray(value) || value.length !== 15 || !value.every((item) => Number.isSafeInteger(item) && item >= 0)) {
-    throw new ProtocolError('attributes from the owner are not 15 non-negative integers')
+  const length = NUMERIC_FIELDS.length + 1
+  if (!Array.isArray(value) || value.length !== length || !value.every((item) => Number.isSafeInteger(item) && item >= 0)) {
+    throw new ProtocolError(`attributes from the owner are not ${length} non-negative integers`)
   }
   const type = FILE_TYPES[value[0] as number]
   if (type === undefined) throw new ProtocolError(`unknown file type ${String(value[0])} from the owner`)
   const attributes = new FileAttributes()
   attributes.type = type
-  ;[
-    ,
-    attributes.mode,
-    attributes.nlink,
-    attributes.sizeBytes,
-    attributes.usedBytes,
-    attributes.rdevMajor,
-    attributes.rdevMinor,
-    attributes.fileId,
-    attributes.generation,
-    attributes.atimeSec,
-    attributes.atimeNsec,
-    attributes.mtimeSec,
-    attributes.mtimeNsec,
-    attributes.ctimeSec,
-    attributes.ctimeNsec
-  ] = value as number[]
+  NUMERIC_FIELDS.forEach((field, index) => {
+    attributes[field] = value[index + 1] as number
+  })
   return attributes
 }
 
