@@ -17,7 +17,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { expect, it } from 'vitest'
-import { freePort, peerIdFor, startNodeProcess, type NodeProcess } from '../test/helpers/mesh-cluster.js'
+import { freePort, peerIdFor, sealVolumeYaml, startNodeProcess, type NodeProcess } from '../test/helpers/mesh-cluster.js'
 import { ensureNfsClientBuilt, runNfsBench, type NfsBenchOptions, type NfsBenchResult } from '../test/helpers/nfs-client.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -133,14 +133,7 @@ ${callers.map((peer) => `    ${peer}:\n      labels: [bench]\n`).join('')}  shar
 
 function callerYaml(ownerPeer: string, ownerAddress: string, meshPort: number): string {
   return `volumes:
-  - name: remote
-    type: seal
-    config:
-      node_id: ${ownerPeer}
-      remote_volume_id: shared
-    mount_path: /workspace/remote
-    access_mode: read-write
-mesh:
+${sealVolumeYaml('remote', ownerPeer, 'shared')}mesh:
   listen: [/ip4/127.0.0.1/tcp/${meshPort}]
   bootstrap: [${ownerAddress}]
 `

@@ -67,7 +67,7 @@ export class ControlServer {
   }
 }
 
-/** Thrown when no node responds on the control socket; the message tells how to start one. */
+/** Thrown when no node responds on the control socket. The message explains how to start one. */
 export class ControlUnavailable extends Error {
   override name = 'ControlUnavailable'
 }

@@ -3,8 +3,9 @@
 // A frame is a 9-byte header (payload length u32, kind u8, request id u32) and its payload.
 // A REQUEST carries the signed envelope and the length of the data that follows it. DATA frames
 // carry that data, or a response's, in chunks, so that a large read or write does not hold up the
-// requests behind it. Each frame waits for the stream to drain (backpressure). A RESPONSE carries the length of its data and the CBOR result. CANCEL tells
-// the owner that the caller gave up on a request.
+// requests behind it. Each frame waits for the stream to drain (backpressure). A RESPONSE
+// carries the CBOR result and the length of its data. CANCEL informs the owner that the caller
+// gave up on a request.
 
 import type { Stream } from '@libp2p/interface'
 import { decode, encode } from 'cbor-x'

@@ -1,6 +1,6 @@
-// The owner side of SEAL: every request from another node is checked in a fixed order (the
-// envelope: signature, sender, recipient, freshness, replay, operation, volume, data hash; then
-// the Cedar policies) and only then run through this node's own AegisFSAL, so path safety,
+// The owner side of SEAL. Every request from another node is checked in a fixed order: the
+// envelope (signature, sender, recipient, freshness, replay, operation, volume, data hash), then
+// the Cedar policies. Only then does it run through this node's own AegisFSAL, so path safety,
 // quota and read-only apply as they do for a local agent. Each request is one audit event.
 
 import type { Stream } from '@libp2p/interface'

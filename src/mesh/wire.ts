@@ -104,7 +104,7 @@ export class ArgumentReader {
   }
 }
 
-/** Thrown for a request whose arguments have the wrong shape; answered with INVAL. */
+/** Thrown for a request whose arguments have the wrong shape. The owner replies INVAL. */
 export class ArgumentError extends Error {
   override name = 'ArgumentError'
 }

@@ -29,6 +29,11 @@ export interface NodeProcess {
   waitForLog(match: (entry: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
 }
 
+/** Returns one `type: seal` entry of a `volumes:` list, mounted at /workspace/<name>. */
+export function sealVolumeYaml(name: string, nodeId: string, remoteVolume: string, accessMode: 'read-only' | 'read-write' = 'read-write'): string {
+  return `  - name: ${name}\n    type: seal\n    config:\n      node_id: ${nodeId}\n      remote_volume_id: ${remoteVolume}\n    mount_path: /workspace/${name}\n    access_mode: ${accessMode}\n`
+}
+
 /** Returns a TCP port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {
   const server = net.createServer()

@@ -1,6 +1,6 @@
 // An owner node makes a Cedar decision per request. On Node 20, tens of thousands of them in one
-// process made V8 abort until the node turned off inlining of WebAssembly calls; this runs that
-// many in a child process, which would die with SIGTRAP if the workaround were lost.
+// process made V8 abort, until the node turned off inlining of WebAssembly calls. This test runs
+// that many in a child process, which dies with SIGTRAP if the workaround is lost.
 
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'

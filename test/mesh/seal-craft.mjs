@@ -1,5 +1,5 @@
 // A hostile mesh peer for the tests: it connects to an owner node with its own trusted identity
-// and sends envelopes crafted to fail one check each, printing the owner's answer to each as a
+// and sends envelopes crafted to fail one check each, printing the owner's reply to each as a
 // JSON line. Usage: seal-craft.mjs DATA_DIR OTHER_DATA_DIR OWNER_ADDRESS VOLUME
 // OTHER_DATA_DIR holds another node's key, used to sign an envelope this peer then forwards.
 // Uses the compiled node (npm run build).

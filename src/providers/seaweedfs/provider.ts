@@ -52,7 +52,7 @@ function fileIdFromPath(path: string): number {
   return digest.readUIntBE(0, 6) * 16 + (digest[6] >> 4) + 2
 }
 
-/** Returns the Unix seconds a SETATTR time asks for, or `currentSec` when it leaves the time alone. */
+/** Returns the Unix seconds a SETATTR time requests, or `currentSec` when the time is not changed. */
 function secondsToSet(time: SetTime | undefined, currentSec: number): number {
   if (time === undefined) return currentSec
   if (time.kind === 'server') return Math.floor(Date.now() / 1000)
