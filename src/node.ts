@@ -18,7 +18,10 @@ import { BufferPool } from './providers/buffer-pool.js'
 import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 import { SealProvider } from './providers/seal/provider.js'
+import { buildOperator, OpendalOptionError, operatorOptions } from './providers/opendal/operator.js'
+import { OpenDalProvider } from './providers/opendal/provider.js'
 import { SeaweedFsProvider } from './providers/seaweedfs/provider.js'
+import { isReference, SecretResolver } from './secrets/index.js'
 import { IdentityError, loadOrCreateIdentity } from './mesh/identity.js'
 import { asPeerId, Mesh } from './mesh/mesh.js'
 import { ControlServer } from './control.js'
@@ -67,6 +70,18 @@ function processExists(pid: number): boolean {
   }
 }
 
+/** The host directory that stores a volume: a hostPath, or the root of an OpenDAL fs volume written in the file. */
+function hostDirectoryOf(volume: VolumeConfig): string | null {
+  if (volume.type === 'hostPath') return String(volume.config.path)
+  if (volume.type === 'opendal' && volume.provider === 'fs' && typeof volume.config.root === 'string' && !isReference(volume.config.root)) return volume.config.root
+  return null
+}
+
+/** Names a volume's backend for messages, such as "opendal s3" or "seaweedfs". */
+function describeBackend(volume: VolumeConfig): string {
+  return volume.type === 'opendal' ? `opendal ${volume.provider}` : volume.type
+}
+
 function blockListOf(cidrs: string[]): net.BlockList {
   const list = new net.BlockList()
   for (const cidr of cidrs) {
@@ -89,10 +104,16 @@ export class AegisNode {
   mesh: Mesh | null = null
   private control: ControlServer | null = null
 
+  /** Resolves the `secret:` and `env:` references of volume configs, and hides their values. */
+  readonly secrets: SecretResolver
+
   constructor(
     readonly config: NodeConfig,
-    private readonly logger: Logger
-  ) {}
+    private readonly logger: Logger,
+    options: { secrets?: SecretResolver } = {}
+  ) {
+    this.secrets = options.secrets ?? new SecretResolver({ vault: config.secrets.vault, logger: logger.child({ component: 'secrets' }) })
+  }
 
   /** Builds the error for volume `index`, in the form configuration errors take. */
   private volumeError(index: number, field: string, detail: string): StartupError {
@@ -104,7 +125,7 @@ export class AegisNode {
     if (volume.type === 'local') return
     if (volume.type === 'seaweedfs') {
       if (volume.config.filer_url === undefined) {
-        throw this.volumeError(index, '.config.filer_url', 'missing; give the address of the SeaweedFS filer, such as http://127.0.0.1:8888')
+        throw this.volumeError(index, '.config.filer_url', 'missing; give the address of the SeaweedFS filer, such as http://127.0.0.1:8888, here or for every volume in seaweedfs.filer_url')
       }
       return
     }
@@ -117,8 +138,11 @@ export class AegisNode {
       }
       return
     }
-    if (volume.type !== 'hostPath') {
-      throw this.volumeError(index, '.type', `${volume.type} has no storage provider in this version of aegis-node; use type local or hostPath, or remove the volume`)
+    if (volume.type === 'opendal') {
+      // An fs root around the data directory would let clients read the handle key.
+      const root = hostDirectoryOf(volume)
+      if (root !== null) this.checkApartFromDataDir(index, root, '.config.root')
+      return
     }
 
     const root = String(volume.config.path)
@@ -129,10 +153,10 @@ export class AegisNode {
       throw this.volumeError(index, '.config.path', `${root} does not exist; create the directory or fix the path`)
     }
     if (!stat.isDirectory()) throw this.volumeError(index, '.config.path', `${root} is not a directory; give the directory to export`)
-    this.checkApartFromDataDir(index, root)
+    this.checkApartFromDataDir(index, root, '.config.path')
   }
 
-  private providerFor(volume: VolumeConfig): StorageProvider {
+  private async providerFor(volume: VolumeConfig, index: number): Promise<StorageProvider> {
     if (volume.type === 'seal') {
       const mesh = this.mesh!
       const nodeId = String(volume.config.node_id)
@@ -152,6 +176,7 @@ export class AegisNode {
         logger: this.logger.child({ component: 'provider:seaweedfs', volume: volume.name })
       })
     }
+    if (volume.type === 'opendal') return this.opendalProvider(volume, index)
     const logger = this.logger.child({ component: 'provider:localhost', volume: volume.name })
     const readOnly = volume.accessMode === 'read-only'
     if (volume.type === 'local') {
@@ -160,6 +185,26 @@ export class AegisNode {
       return new LocalHostProvider({ rootPath: root, logger, bufferPool: this.bufferPool, readOnly })
     }
     return new LocalHostProvider({ rootPath: String(volume.config.path), logger, bufferPool: this.bufferPool, readOnly })
+  }
+
+  private async opendalProvider(volume: VolumeConfig, index: number): Promise<StorageProvider> {
+    const service = volume.provider!
+    const logger = this.logger.child({ component: 'provider:opendal', volume: volume.name, service })
+    let operator
+    try {
+      const { options, defaulted } = await operatorOptions(service, volume.config, this.secrets)
+      if (Object.keys(defaulted).length > 0) logger.info({ defaulted }, 'options set by the node because the volume leaves them out')
+      operator = buildOperator(service, options, (text) => this.secrets.redact(text))
+    } catch (error) {
+      if (!(error instanceof OpendalOptionError)) throw error
+      throw this.volumeError(index, error.option === '' ? '.config' : `.config.${error.option}`, error.message)
+    }
+    const stateDir = path.join(this.config.dataDir, 'opendal', volume.name)
+    if (service === 'memory') {
+      // The memory service starts empty, so the file ids of an earlier run name nothing.
+      fs.rmSync(stateDir, { recursive: true, force: true })
+    }
+    return new OpenDalProvider({ scheme: service, options: {}, operator, stateDir, logger })
   }
 
   /**
@@ -201,7 +246,7 @@ export class AegisNode {
    * Rejects a hostPath that contains the data directory or lies inside it: its clients could read
    * the handle key, and with it forge handles for every volume, or the audit trail.
    */
-  private checkApartFromDataDir(index: number, hostPath: string): void {
+  private checkApartFromDataDir(index: number, hostPath: string, field: string): void {
     const volumeName = this.config.volumes[index].name
     const real = (target: string): string => {
       try {
@@ -216,17 +261,18 @@ export class AegisNode {
 
     const dataDir = real(this.config.dataDir)
     if (overlaps(dataDir)) {
-      throw this.volumeError(index, '.config.path', `${hostPath} overlaps the data directory ${this.config.dataDir}, which contains the handle key and the audit trail; choose a directory outside it`)
+      throw this.volumeError(index, field, `${hostPath} overlaps the data directory ${this.config.dataDir}, which contains the handle key and the audit trail; choose a directory outside it`)
     }
     const auditDir = real(path.dirname(this.config.audit.path))
     if (inside(auditDir, volumeRoot)) {
-      throw this.volumeError(index, '.config.path', `${hostPath} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
+      throw this.volumeError(index, field, `${hostPath} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
     }
     // Nested volumes would let a client of the outer one bypass the inner one's access mode and quota.
     for (const other of this.config.volumes) {
-      if (other.name === volumeName || other.type !== 'hostPath') continue
-      if (overlaps(real(String(other.config.path)))) {
-        throw this.volumeError(index, '.config.path', `${hostPath} overlaps volume ${other.name} (${String(other.config.path)}); hostPath volumes must not contain one another`)
+      const otherRoot = hostDirectoryOf(other)
+      if (other.name === volumeName || otherRoot === null) continue
+      if (overlaps(real(otherRoot))) {
+        throw this.volumeError(index, field, `${hostPath} overlaps volume ${other.name} (${otherRoot}); volumes stored in host directories must not contain one another`)
       }
     }
   }
@@ -252,7 +298,8 @@ export class AegisNode {
     // Modes that clients ask for in CREATE, MKDIR and SETATTR must land as given, not masked.
     process.umask(0)
     if (config.mesh !== null) await this.startMesh()
-    const providers = config.volumes.map((volume) => this.providerFor(volume))
+    const providers: StorageProvider[] = []
+    for (const [index, volume] of config.volumes.entries()) providers.push(await this.providerFor(volume, index))
     const handles = new HandleCodec(loadHandleKey(config.dataDir))
     this.audit = new AuditSink(config.audit.path, config.audit.maxPendingEvents, this.logger.child({ component: 'audit' }))
     await this.audit.open()
@@ -274,7 +321,14 @@ export class AegisNode {
           fsalLogger
         )
     )
-    for (const volume of this.volumes) await volume.open()
+    for (const [index, volume] of this.volumes.entries()) {
+      try {
+        await volume.open()
+      } catch (error) {
+        const detail = this.secrets.redact(error instanceof Error ? error.message : String(error))
+        throw this.volumeError(index, '', `could not open the ${describeBackend(config.volumes[index])} backend: ${detail}; check that it runs and that the volume config points at it`)
+      }
+    }
     const fsal = new AegisFsal(config.nodeName, handles, this.volumes, fsalLogger)
     if (this.mesh !== null) {
       for (const volume of config.volumes) this.mesh.storageClasses.set(volume.name, volume.storageClass)

@@ -11,6 +11,7 @@ import type { PeerView, VolumeAdvert } from '../mesh/adverts.js'
 import { IdentityError, loadOrCreateIdentity } from '../mesh/identity.js'
 import { checkPolicies, PolicyError } from '../mesh/policy.js'
 import { AegisNode, StartupError } from '../node.js'
+import { SecretResolver } from '../secrets/index.js'
 
 // Reads and writes run on libuv's thread pool, whose default of four threads limits parallel I/O.
 // The pool starts on first use, so this must run before anything touches the file system.
@@ -65,9 +66,14 @@ async function loadConfig(values: Record<string, string | boolean | undefined>):
 }
 
 async function serve(config: NodeConfig, logLevel: string): Promise<void> {
-  const logger = pino({ level: logLevel, base: { node: config.nodeName } })
+  // Every line passes through the resolver's redaction, so that a resolved credential that a
+  // backend echoes in an error message never reaches the log.
+  let redact = (line: string): string => line
+  const logger = pino({ level: logLevel, base: { node: config.nodeName }, hooks: { streamWrite: (line) => redact(line) } })
+  const secrets = new SecretResolver({ vault: config.secrets.vault, logger: logger.child({ component: 'secrets' }) })
+  redact = (line) => secrets.redact(line)
   logger.info({ config: config.source, dataDir: config.dataDir, volumes: config.volumes.length }, 'aegis-node starting')
-  const node = new AegisNode(config, logger)
+  const node = new AegisNode(config, logger, { secrets })
   await node.start()
 
   let stopping = false

@@ -5,6 +5,7 @@ import { describeKind, describeValue } from './errors.js'
 import { childField, isUnset } from './fields.js'
 import type { FieldReader, PlainMap } from './fields.js'
 import { readAbsolutePath } from './paths.js'
+import { checkOptionValue, opendalServices, optionKindOf, type OpendalService } from './opendal.js'
 import type { VolumeType } from './schema.js'
 
 export const hostPathConfigKeys = ['path'] as const
@@ -20,7 +21,8 @@ export function readBackendConfig(
   type: VolumeType,
   value: unknown,
   field: string,
-  volumeName: string
+  volumeName: string,
+  service: OpendalService | null
 ): Record<string, unknown> {
   const config = reader.optionalMap(value, field)
   switch (type) {
@@ -31,7 +33,7 @@ export function readBackendConfig(
     case 'seaweedfs':
       return readSeaweedfsConfig(reader, config, field, volumeName)
     case 'opendal':
-      return readOpendalConfig(reader, config, field)
+      return readOpendalConfig(reader, config, field, service!)
     case 'seal':
       return readSealConfig(reader, config, field)
   }
@@ -90,7 +92,7 @@ function readSeaweedfsConfig(reader: FieldReader, config: PlainMap, field: strin
   return result
 }
 
-function readHttpUrl(reader: FieldReader, value: unknown, field: string): string {
+export function readHttpUrl(reader: FieldReader, value: unknown, field: string): string {
   const text = reader.string(value, field)
   let url: URL | null = null
   try {
@@ -110,16 +112,22 @@ export const secretReferencePattern = /^secret:[^/\s]+(?:\/[^/\s]+)+$/
 export const envReferencePattern = /^env:[A-Za-z_][A-Za-z0-9_]*$/
 
 /**
- * Checks that every opendal option is a string. `secret:<path>/<key>` and `env:NAME` references
- * are kept as written and resolved by the backend. The message for a value that is not a string
- * names only its type, because an option may contain a credential written inline. A malformed
- * reference is shown, since it names a secret rather than containing one.
+ * Checks the options of an opendal volume: each name must be one that `service` takes (OpenDAL
+ * itself ignores unknown names), each value a string, and each value written in the file must
+ * suit its option. `secret:<path>/<key>` and `env:NAME` references are kept as written; their
+ * values are checked when the node resolves them. Messages about a credential option name its
+ * type only, because the file may hold the credential inline. A malformed reference is shown,
+ * since it names a secret rather than containing one.
  */
-function readOpendalConfig(reader: FieldReader, config: PlainMap, field: string): Record<string, unknown> {
-  // TODO: check option names against the chosen provider. Any name is accepted today.
+function readOpendalConfig(reader: FieldReader, config: PlainMap, field: string, service: OpendalService): Record<string, unknown> {
+  const spec = opendalServices[service]
   const result: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(config)) {
     const optionField = childField(field, key)
+    const kind = optionKindOf(service, key)
+    if (kind === null) {
+      reader.fail(optionField, `the ${service} service has no option ${JSON.stringify(key)}; use ${Object.keys(spec.options).join(', ')}`)
+    }
     if (typeof value !== 'string') {
       reader.fail(optionField, `expected a string, got ${describeTypeOnly(value)}; opendal options are strings, so put the value in quotes`)
     }
@@ -129,9 +137,25 @@ function readOpendalConfig(reader: FieldReader, config: PlainMap, field: string)
     if (value.startsWith('env:') && !envReferencePattern.test(value)) {
       reader.fail(optionField, `${describeValue(value)} is not a valid environment reference; write env:NAME, such as env:AWS_ACCESS_KEY_ID`)
     }
+    if (!isReference(value)) {
+      const problem = checkOptionValue(service, key, kind, value)
+      if (problem !== null) reader.fail(optionField, problem)
+    }
     result[key] = value
   }
+  for (const [key, example] of Object.entries(spec.required)) {
+    if (result[key] === undefined) reader.fail(childField(field, key), `missing; ${service} volumes need ${key}, such as ${example}`)
+  }
+  const credentials = spec.credentials
+  if (credentials !== undefined && !credentials.keys.some((key) => result[key] !== undefined)) {
+    reader.fail(field, `${service} volumes need ${credentials.keys.join(' or ')}, because ${credentials.reason}; set one, such as ${credentials.keys[0]}: "secret:azure/checkpoints/${credentials.keys[0]}"`)
+  }
   return result
+}
+
+/** True for a string that is a whole `secret:<path>/<key>` or `env:NAME` reference. */
+export function isReference(value: unknown): value is string {
+  return typeof value === 'string' && (secretReferencePattern.test(value) || envReferencePattern.test(value))
 }
 
 /** Names the type of a value without showing the value itself. */

@@ -4,9 +4,11 @@
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 
+import { readHttpUrl } from './backends.js'
 import { describeValue } from './errors.js'
 import { FieldReader, isUnset } from './fields.js'
 import { readMesh, type MeshConfig } from './mesh.js'
+import type { OpendalService } from './opendal.js'
 import { readCidrList, readHost, readIpAddress } from './network.js'
 import { checkSecretReferences, readSecrets, type SecretsConfig } from './secrets.js'
 import { formatSize, parseSize } from './size.js'
@@ -29,7 +31,7 @@ export interface VolumeConfig {
   /** Quota in bytes, or null for no limit. */
   sizeLimitBytes: number | null
   /** The OpenDAL service (s3, gcs, azblob, webdav, fs, memory), or null for other types. */
-  provider: string | null
+  provider: OpendalService | null
   /** Type-specific options with defaults filled in. secret: and env: references stay unresolved. */
   config: Record<string, unknown>
   /** The uid and gid that agents see as the owner of every file. */
@@ -65,6 +67,10 @@ export interface NodeConfig {
   volumes: VolumeConfig[]
   /** The mesh settings, or null when the node takes no part in the mesh. */
   mesh: MeshConfig | null
+  seaweedfs: {
+    /** The filer of seaweedfs volumes whose config has no filer_url, or null. */
+    filerUrl: string | null
+  }
   /** The server settings for `secret:` references. `vault` is null when the file has no secrets.vault. */
   secrets: SecretsConfig
 }
@@ -85,7 +91,8 @@ export interface ValidateOptions {
   overrides?: ConfigOverrides
 }
 
-export const topLevelKeys = ['node', 'nfs', 'audit', 'volumes', 'mesh', 'secrets'] as const
+export const topLevelKeys = ['node', 'nfs', 'audit', 'volumes', 'mesh', 'secrets', 'seaweedfs'] as const
+export const seaweedfsKeys = ['filer_url'] as const
 export const nodeKeys = ['name', 'data_dir'] as const
 export const nfsKeys = ['bind', 'port', 'allowed_clients', 'max_record_bytes', 'advertise_host'] as const
 export const auditKeys = ['path', 'max_pending_events'] as const
@@ -147,6 +154,10 @@ export function validateConfig(document: unknown, options: ValidateOptions): Nod
   }
 
   const volumes = readVolumes(reader, top.volumes, nfs.allowedClients)
+  const seaweedfs = readSeaweedfsDefaults(reader, top.seaweedfs)
+  for (const volume of volumes) {
+    if (volume.type === 'seaweedfs' && volume.config.filer_url === undefined && seaweedfs.filerUrl !== null) volume.config.filer_url = seaweedfs.filerUrl
+  }
   const mesh = readMesh(reader, top.mesh, options.baseDir, volumes.map((volume) => volume.name))
   for (const entry of mesh?.share ?? []) {
     if (volumes.find((volume) => volume.name === entry.volume)?.type === 'seal') {
@@ -155,7 +166,14 @@ export function validateConfig(document: unknown, options: ValidateOptions): Nod
   }
   const secrets = readSecrets(reader, top.secrets, options.baseDir)
   checkSecretReferences(reader, volumes, secrets)
-  return { source: options.source, nodeName, dataDir, nfs, audit, volumes, mesh, secrets }
+  return { source: options.source, nodeName, dataDir, nfs, audit, volumes, mesh, secrets, seaweedfs }
+}
+
+/** Reads the `seaweedfs:` section: the filer that seaweedfs volumes without their own filer_url use. */
+function readSeaweedfsDefaults(reader: FieldReader, value: unknown): NodeConfig['seaweedfs'] {
+  const map = reader.optionalMap(value, 'seaweedfs')
+  reader.checkKeys(map, 'seaweedfs', seaweedfsKeys)
+  return { filerUrl: isUnset(map.filer_url) ? null : readHttpUrl(reader, map.filer_url, 'seaweedfs.filer_url') }
 }
 
 function readNfs(reader: FieldReader, value: unknown): NodeConfig['nfs'] {

@@ -8,6 +8,7 @@ import type { FieldReader } from './fields.js'
 import { readCidrList } from './network.js'
 import { pathsOverlap, readMountPath } from './paths.js'
 import type { AccessMode, StorageClass, VolumeConfig, VolumeType } from './schema.js'
+import type { OpendalService } from './opendal.js'
 import { parseSize } from './size.js'
 
 export const volumeKeys = [
@@ -26,7 +27,7 @@ export const volumeKeys = [
 export const volumeTypes: readonly VolumeType[] = ['local', 'hostPath', 'seaweedfs', 'opendal', 'seal']
 export const accessModes: readonly AccessMode[] = ['read-only', 'read-write']
 export const storageClasses: readonly StorageClass[] = ['ephemeral', 'persistent']
-export const opendalProviders = ['s3', 'gcs', 'azblob', 'webdav', 'fs', 'memory'] as const
+export const opendalProviders: readonly OpendalService[] = ['s3', 'gcs', 'azblob', 'webdav', 'fs', 'memory']
 
 /** The backend used when a volume has no `type`. */
 export const defaultVolumeType: VolumeType = 'seaweedfs'
@@ -71,7 +72,7 @@ function readVolume(reader: FieldReader, value: unknown, field: string, defaultC
     reader.fail(childField(field, 'size_limit'), 'a seal volume is held to the size_limit its owner node sets; remove size_limit here and set it on the owner')
   }
   const provider = readProvider(reader, map.provider, childField(field, 'provider'), type)
-  const config = readBackendConfig(reader, type, map.config, childField(field, 'config'), name)
+  const config = readBackendConfig(reader, type, map.config, childField(field, 'config'), name, provider)
   const owner = readOwner(reader, map.owner, childField(field, 'owner'))
   const allowedClients = isUnset(map.allowed_clients)
     ? [...defaultClients]
@@ -119,7 +120,7 @@ function readAccessMode(reader: FieldReader, value: unknown, field: string): Acc
   return reader.fail(field, `${describeValue(value)} is not a valid access mode; ${accepted}, exactly as shown${hint}`)
 }
 
-function readProvider(reader: FieldReader, value: unknown, field: string, type: VolumeType): string | null {
+function readProvider(reader: FieldReader, value: unknown, field: string, type: VolumeType): OpendalService | null {
   if (type !== 'opendal') {
     if (isUnset(value)) return null
     reader.fail(field, `provider ${describeValue(value)} is only used by opendal volumes, and this volume has type ${type}; remove provider or set type: opendal`)

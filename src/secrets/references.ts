@@ -1,18 +1,15 @@
 // Parsing of the two reference forms that volume configs may contain. The config layer has
 // already checked their syntax, so these functions only split them.
 
-import { envReferencePattern, secretReferencePattern } from '../config/backends.js'
+import { envReferencePattern, isReference, secretReferencePattern } from '../config/backends.js'
+
+export { isReference }
 
 export type Reference =
   /** `env:NAME`: the environment variable NAME. */
   | { kind: 'env'; name: string }
   /** `secret:<path>/<key>`: the key `key` of the KV secret at `path`. */
   | { kind: 'secret'; path: string; key: string }
-
-/** True for a string that is a whole `secret:` or `env:` reference. */
-export function isReference(value: unknown): value is string {
-  return typeof value === 'string' && (secretReferencePattern.test(value) || envReferencePattern.test(value))
-}
 
 /** Splits a reference, or returns null for a string that is not one. */
 export function parseReference(value: string): Reference | null {

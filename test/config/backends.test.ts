@@ -99,6 +99,24 @@ describe('seaweedfs config', () => {
     expectConfigError(seaweed('{collection: ""}'), field('config.collection'), 'empty string')
   })
 
+  it('takes the node filer when the volume names none', () => {
+    const text = oneVolume({ type: 'seaweedfs' }, 'seaweedfs: {filer_url: "http://127.0.0.1:8888"}\n')
+    expect(parse(text).volumes[0].config.filer_url).toBe('http://127.0.0.1:8888')
+  })
+
+  it('keeps the volume filer over the node filer', () => {
+    const text = oneVolume({ type: 'seaweedfs', config: '{filer_url: "http://127.0.0.1:9999"}' }, 'seaweedfs: {filer_url: "http://127.0.0.1:8888"}\n')
+    expect(parse(text).volumes[0].config.filer_url).toBe('http://127.0.0.1:9999')
+  })
+
+  it('rejects a node filer that is not a URL', () => {
+    expectConfigError(oneVolume({ type: 'seaweedfs' }, 'seaweedfs: {filer_url: "filer:8888"}\n'), 'seaweedfs.filer_url', '"filer:8888"', 'not an http or https URL')
+  })
+
+  it('rejects an unknown key of the node section', () => {
+    expectConfigError(oneVolume({ type: 'seaweedfs' }, 'seaweedfs: {filer: "http://127.0.0.1:8888"}\n'), 'seaweedfs.filer', 'unknown key "filer"')
+  })
+
   it('rejects unknown key', () => {
     expectConfigError(seaweed('{bucket: x}'), field('config.bucket'), '"bucket"', 'filer_url, path, collection, replication')
   })
@@ -118,16 +136,71 @@ describe('opendal config', () => {
   })
 
   it('accepts an empty string value', () => {
-    expect(parse(opendal('{root: ""}', 'fs')).volumes[0].config).toEqual({ root: '' })
+    expect(parse(opendal('{bucket: b, root: ""}')).volumes[0].config).toEqual({ bucket: 'b', root: '' })
+  })
+
+  it('rejects an option the service does not take', () => {
+    expectConfigError(opendal('{bucket: b, disable_ec2_metdata: "true"}'), field('config.disable_ec2_metdata'), 'the s3 service has no option "disable_ec2_metdata"', 'disable_ec2_metadata')
+  })
+
+  it('rejects an option of another service', () => {
+    expectConfigError(opendal('{bucket: b, disable_vm_metadata: "true"}'), field('config.disable_vm_metadata'), 'has no option')
+  })
+
+  it.each([
+    ['s3', '{region: us-east-1}', 'bucket'],
+    ['gcs', '{}', 'bucket'],
+    ['azblob', '{container: c}', 'endpoint'],
+    ['webdav', '{}', 'endpoint'],
+    ['fs', '{}', 'root']
+  ])('requires the options %s needs', (provider, config, key) => {
+    expectConfigError(opendal(config, provider), field(`config.${key}`), 'missing', `${provider} volumes need ${key}`)
+  })
+
+  it('requires an azblob key or token, so that OpenDAL never asks the metadata service', () => {
+    expectConfigError(opendal('{container: c, endpoint: "http://127.0.0.1:10000/a"}', 'azblob'), field('config'), 'account_key or sas_token', 'Azure metadata service')
+  })
+
+  it('rejects a flag that is not true or false', () => {
+    expectConfigError(opendal('{bucket: b, disable_config_load: "yes"}'), field('config.disable_config_load'), '"yes" is not a flag', '"true" or "false"')
+  })
+
+  it('rejects a count that is not a positive integer', () => {
+    expectConfigError(opendal('{bucket: b, batch_max_operations: "-3"}'), field('config.batch_max_operations'), '"-3" is not a count')
+  })
+
+  it('rejects a relative fs root', () => {
+    expectConfigError(opendal('{root: data/objects}', 'fs'), field('config.root'), '"data/objects" is not an absolute path')
+  })
+
+  it.each(['ftp://127.0.0.1/', 'not a url'])('rejects the endpoint %s', (endpoint) => {
+    expectConfigError(opendal(`{bucket: b, endpoint: "${endpoint}"}`), field('config.endpoint'), 'is not an http or https URL')
+  })
+
+  it.each(['http://169.254.169.254/latest', 'http://metadata.google.internal/', 'http://[fd00:ec2::254]/', 'http://[fe80::1]:80/'])('rejects the metadata endpoint %s', (endpoint) => {
+    expectConfigError(opendal(`{bucket: b, endpoint: "${endpoint}"}`), field('config.endpoint'), 'metadata service or a link-local address')
+  })
+
+  it('rejects credentials inside the endpoint without showing them', () => {
+    const error = expectConfigError(opendal('{endpoint: "http://alice:hunter22@127.0.0.1:8080/"}', 'webdav'), field('config.endpoint'), 'user name or password')
+    expect(error.message).not.toContain('hunter22')
+  })
+
+  it('rejects an empty credential', () => {
+    expectConfigError(opendal('{bucket: b, secret_access_key: ""}'), field('config.secret_access_key'), 'the value is empty')
+  })
+
+  it('checks a reference only when it resolves', () => {
+    expect(parse(opendal('{bucket: b, endpoint: "env:S3_ENDPOINT"}')).volumes[0].config.endpoint).toBe('env:S3_ENDPOINT')
   })
 
   it('rejects a number without showing it', () => {
-    const error = expectConfigError(opendal('{secret_access_key: 123456789}'), field('config.secret_access_key'), 'expected a string, got a number')
+    const error = expectConfigError(opendal('{bucket: b, secret_access_key: 123456789}'), field('config.secret_access_key'), 'expected a string, got a number')
     expect(error.message).not.toContain('123456789')
   })
 
   it('rejects a map value', () => {
-    expectConfigError(opendal('{credentials: {a: b}}'), field('config.credentials'), 'expected a string, got a map')
+    expectConfigError(opendal('{bucket: b, session_token: {a: b}}'), field('config.session_token'), 'expected a string, got a map')
   })
 
   it('rejects an empty value', () => {
@@ -135,11 +208,11 @@ describe('opendal config', () => {
   })
 
   it.each(['secret:', 'secret:aws', 'secret:aws/', 'secret:/key'])('rejects reference %s', (reference) => {
-    expectConfigError(opendal(`{access_key_id: "${reference}"}`), field('config.access_key_id'), `"${reference}"`, 'secret:<path>/<key>')
+    expectConfigError(opendal(`{bucket: b, access_key_id: "${reference}"}`), field('config.access_key_id'), `"${reference}"`, 'secret:<path>/<key>')
   })
 
   it.each(['env:', 'env:1ABC', 'env:AWS-KEY'])('rejects reference %s', (reference) => {
-    expectConfigError(opendal(`{access_key_id: "${reference}"}`), field('config.access_key_id'), `"${reference}"`, 'env:NAME')
+    expectConfigError(opendal(`{bucket: b, access_key_id: "${reference}"}`), field('config.access_key_id'), `"${reference}"`, 'env:NAME')
   })
 
   it('rejects config as a list', () => {

@@ -190,9 +190,9 @@ describe('secret references in volumes', () => {
     provider: s3
     mount_path: /workspace/datasets
     access_mode: read-only
-    config: {bucket: b, "secret key": "secret:aws/reader/secret-key"}
+    config: {bucket: b, secret_access_key: "secret:aws/reader/secret-key"}
 `
-    expectConfigError(text, 'volumes[1].config["secret key"]', 'volume "datasets"')
+    expectConfigError(text, 'volumes[1].config.secret_access_key', 'volume "datasets"')
   })
 
   it('pass with secrets.vault', () => {

@@ -124,10 +124,19 @@ describe('provider', () => {
     expectConfigError(oneVolume({ type: 'opendal', provider }), field('provider'), `"${provider}"`, 's3, gcs, azblob, webdav, fs, memory')
   })
 
-  it.each(['s3', 'gcs', 'azblob', 'webdav', 'fs', 'memory'])('accepts %s', (provider) => {
-    const volume = parse(oneVolume({ type: 'opendal', provider })).volumes[0]
+  const minimalConfigs: Record<string, Record<string, string>> = {
+    s3: { bucket: 'b' },
+    gcs: { bucket: 'b' },
+    azblob: { container: 'c', endpoint: 'http://127.0.0.1:10000/devstoreaccount1', sas_token: 'env:AZURE_SAS' },
+    webdav: { endpoint: 'http://127.0.0.1:8080' },
+    fs: { root: '/srv/objects' },
+    memory: {}
+  }
+
+  it.each(Object.keys(minimalConfigs))('accepts %s', (provider) => {
+    const volume = parse(oneVolume({ type: 'opendal', provider, config: JSON.stringify(minimalConfigs[provider]) })).volumes[0]
     expect(volume.provider).toBe(provider)
-    expect(volume.config).toEqual({})
+    expect(volume.config).toEqual(minimalConfigs[provider])
   })
 
   it('is null for other types', () => {

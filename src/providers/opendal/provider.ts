@@ -350,10 +350,19 @@ export class OpenDalProvider implements StorageProvider {
       this.ids.update('', { fileId: ROOT_FILE_ID, generation: Math.floor(nowMs / 1000), type: 'dir', mode: 0o755, atimeMs: nowMs, mtimeMs: nowMs, ctimeMs: nowMs })
     }
     try {
-      await this.operator.createDir('/')
+      // Only a root that is missing is created: on S3 the root of a volume at the top of a
+      // bucket is the bucket itself, and creating it would be a CreateBucket request.
+      if (!(await this.operator.exists('/'))) await this.operator.createDir('/')
     } catch (error) {
       // Services without directories (some object stores) have nothing to create.
       if (kindOf(error) !== 'Unsupported') throw toFsalError(error, 'open')
+    }
+    // Object stores answer for their root without a request, so a missing bucket or a wrong key
+    // would only show at the first request of an agent; a listing shows it now.
+    try {
+      await this.operator.check()
+    } catch (error) {
+      throw toFsalError(error, 'open')
     }
 
     await this.recoverStaged()

@@ -1,0 +1,198 @@
+// The options each OpenDAL service takes, and their checks. OpenDAL ignores option names it does
+// not know, so a misspelt `disable_ec2_metadata` would silently leave the metadata service
+// reachable. The node therefore accepts only the names listed here, which follow the service
+// configs of the OpenDAL release in the pinned `opendal` package.
+//
+// The same checks run twice: when the config is read, on every value written in the file, and
+// when the node starts, on the values that `secret:` and `env:` references resolve to.
+
+import { isIP } from 'node:net'
+
+import { describeValue } from './errors.js'
+
+export type OpendalService = 's3' | 'gcs' | 'azblob' | 'webdav' | 'fs' | 'memory'
+
+/**
+ * The value an option takes:
+ * - text: any string.
+ * - url: an http or https URL that is not a cloud metadata service.
+ * - flag: "true" or "false".
+ * - count: a positive integer.
+ * - secret: a credential, never shown in a message or a log line.
+ * - path: an absolute path on the node.
+ */
+export type OptionKind = 'text' | 'url' | 'flag' | 'count' | 'secret' | 'path'
+
+export interface ServiceOptions {
+  options: Readonly<Record<string, OptionKind>>
+  /** Options without which the service cannot work, each with an example for the message. */
+  required: Readonly<Record<string, string>>
+  /**
+   * Options that the node sets to "true" unless the volume sets them: each one keeps OpenDAL
+   * from reading ambient credentials (environment, ~/.aws, gcloud files) or from asking a cloud
+   * metadata service for them. A volume that wants that behaviour sets the option to "false".
+   */
+  guards: readonly string[]
+  /**
+   * Options of which the volume must set at least one, with the reason: without them OpenDAL
+   * would look for credentials around the node.
+   */
+  credentials?: { keys: readonly string[]; reason: string }
+}
+
+const serverSideEncryption = {
+  server_side_encryption: 'text',
+  server_side_encryption_aws_kms_key_id: 'text',
+  server_side_encryption_customer_algorithm: 'text',
+  server_side_encryption_customer_key: 'secret',
+  server_side_encryption_customer_key_md5: 'text'
+} as const
+
+export const opendalServices: Readonly<Record<OpendalService, ServiceOptions>> = {
+  s3: {
+    options: {
+      root: 'text',
+      bucket: 'text',
+      endpoint: 'url',
+      region: 'text',
+      access_key_id: 'secret',
+      secret_access_key: 'secret',
+      session_token: 'secret',
+      role_arn: 'text',
+      external_id: 'text',
+      role_session_name: 'text',
+      ...serverSideEncryption,
+      default_storage_class: 'text',
+      checksum_algorithm: 'text',
+      disable_config_load: 'flag',
+      disable_ec2_metadata: 'flag',
+      allow_anonymous: 'flag',
+      enable_virtual_host_style: 'flag',
+      enable_versioning: 'flag',
+      disable_stat_with_override: 'flag',
+      disable_write_with_if_match: 'flag',
+      enable_write_with_append: 'flag',
+      disable_list_objects_v2: 'flag',
+      enable_request_payer: 'flag',
+      batch_max_operations: 'count',
+      delete_max_size: 'count'
+    },
+    required: { bucket: 'my-ml-datasets' },
+    guards: ['disable_config_load', 'disable_ec2_metadata']
+  },
+  gcs: {
+    options: {
+      root: 'text',
+      bucket: 'text',
+      endpoint: 'url',
+      scope: 'text',
+      service_account: 'text',
+      credential: 'secret',
+      credential_path: 'path',
+      predefined_acl: 'text',
+      default_storage_class: 'text',
+      token: 'secret',
+      allow_anonymous: 'flag',
+      disable_vm_metadata: 'flag',
+      disable_config_load: 'flag'
+    },
+    required: { bucket: 'my-ml-datasets' },
+    guards: ['disable_config_load', 'disable_vm_metadata']
+  },
+  azblob: {
+    options: {
+      root: 'text',
+      container: 'text',
+      endpoint: 'url',
+      account_name: 'text',
+      account_key: 'secret',
+      encryption_key: 'secret',
+      encryption_key_sha256: 'secret',
+      encryption_algorithm: 'text',
+      sas_token: 'secret',
+      batch_max_operations: 'count'
+    },
+    required: { container: 'checkpoints', endpoint: 'https://myaccount.blob.core.windows.net' },
+    guards: [],
+    // NOTE: the azblob service has no option that keeps it from the Azure metadata service, and
+    // its credential loader may request a token there when no key is configured.
+    credentials: { keys: ['account_key', 'sas_token'], reason: 'without them OpenDAL would ask the Azure metadata service for the node\'s own identity' }
+  },
+  webdav: {
+    options: { root: 'text', endpoint: 'url', username: 'text', password: 'secret', token: 'secret', disable_copy: 'flag' },
+    required: { endpoint: 'http://127.0.0.1:8080' },
+    guards: []
+  },
+  fs: {
+    options: { root: 'path', atomic_write_dir: 'path' },
+    required: { root: '/srv/aegis/objects' },
+    guards: []
+  },
+  memory: {
+    options: { root: 'text' },
+    required: {},
+    guards: []
+  }
+}
+
+/** Returns the kind of a named option of `service`, or null when the service has no such option. */
+export function optionKindOf(service: OpendalService, name: string): OptionKind | null {
+  return Object.hasOwn(opendalServices[service].options, name) ? opendalServices[service].options[name]! : null
+}
+
+/**
+ * Host names and addresses of the instance metadata services of the large clouds. An endpoint
+ * there would hand the node's own cloud identity to the author of the volume config.
+ */
+const metadataHosts = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'fd00:ec2::254', '100.100.100.200'])
+
+/** True for a host that is a metadata service or an IPv4/IPv6 link-local address (169.254.169.254 and the like). */
+export function isMetadataHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '')
+  if (metadataHosts.has(host)) return true
+  if (isIP(host) === 4) return host.startsWith('169.254.')
+  if (isIP(host) === 6) return /^fe[89ab][0-9a-f]:/.test(host)
+  return false
+}
+
+/**
+ * Checks one value against its kind and returns the problem with its fix, or null when the value
+ * is fine. A message about a secret option never shows the value.
+ */
+export function checkOptionValue(service: OpendalService, name: string, kind: OptionKind, value: string): string | null {
+  const shown = kind === 'secret' ? 'the value' : describeValue(value)
+  if (/[\u0000-\u001f\u007f]/.test(value)) return `${shown} contains a control character; remove it`
+  switch (kind) {
+    case 'flag':
+      return value === 'true' || value === 'false' ? null : `${shown} is not a flag; write "true" or "false"`
+    case 'count':
+      return /^[1-9][0-9]{0,8}$/.test(value) ? null : `${shown} is not a count; write a positive integer in quotes, such as "1000"`
+    case 'path':
+      return value.startsWith('/') ? null : `${shown} is not an absolute path; write the full path on the node, such as /srv/aegis/objects`
+    case 'url':
+      return checkEndpoint(service, value)
+    case 'secret':
+      return value === '' ? 'the value is empty; give the credential, or a secret:<path>/<key> reference to it' : null
+    case 'text':
+      return null
+  }
+}
+
+function checkEndpoint(service: OpendalService, value: string): string | null {
+  let url: URL | null = null
+  try {
+    url = new URL(value)
+  } catch {
+    url = null
+  }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    return `${describeValue(value)} is not an http or https URL; write the ${service} endpoint, such as ${opendalServices[service].required.endpoint ?? 'https://s3.us-east-1.amazonaws.com'}`
+  }
+  if (url.username !== '' || url.password !== '') {
+    return 'the URL contains a user name or password; remove them and give credentials in their own options'
+  }
+  if (isMetadataHost(url.hostname)) {
+    return `${describeValue(value)} is a cloud metadata service or a link-local address, which would give the volume the node's own cloud identity; use the storage service's endpoint`
+  }
+  return null
+}

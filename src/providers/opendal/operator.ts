@@ -1,0 +1,85 @@
+// Turns the `config` map of an opendal volume into the options of its Operator: references are
+// resolved, their values checked like values written in the file, and the guard options that
+// keep OpenDAL from ambient credentials and cloud metadata services are switched on unless the
+// volume sets them itself.
+
+import { Operator } from 'opendal'
+
+import { checkOptionValue, opendalServices, optionKindOf, type OpendalService } from '../../config/opendal.js'
+import { isReference, SecretResolutionError, type SecretResolver } from '../../secrets/index.js'
+
+/** Region given to an S3 service that names none, which S3-compatible servers accept. */
+export const defaultS3Region = 'us-east-1'
+
+/** A volume option that cannot be used. The message names the reference, if any, and never a resolved credential. */
+export class OpendalOptionError extends Error {
+  override name = 'OpendalOptionError'
+  constructor(
+    /** The option, such as `endpoint`, or '' for the config as a whole. */
+    readonly option: string,
+    message: string
+  ) {
+    super(message)
+  }
+}
+
+export interface OperatorOptions {
+  options: Record<string, string>
+  /** Options the node set because the volume did not, for the start-up log. */
+  defaulted: Record<string, string>
+}
+
+/** Reads the region from an AWS endpoint such as https://s3.eu-west-1.amazonaws.com, or null. */
+function regionOfEndpoint(endpoint: string | undefined): string | null {
+  if (endpoint === undefined) return null
+  try {
+    const match = /(?:^|\.)s3[.-]([a-z0-9-]+)\.amazonaws\.com$/.exec(new URL(endpoint).hostname)
+    return match === null || match[1] === 'external-1' ? null : match[1]!
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Resolves the references in `config` and returns the options for `new Operator(service, ...)`.
+ * Throws OpendalOptionError for a reference that does not resolve or a resolved value that does
+ * not suit its option.
+ */
+export async function operatorOptions(service: OpendalService, config: Record<string, unknown>, secrets: SecretResolver): Promise<OperatorOptions> {
+  const options: Record<string, string> = {}
+  for (const [key, written] of Object.entries(config)) {
+    const kind = optionKindOf(service, key)
+    if (kind === null || typeof written !== 'string') throw new OpendalOptionError(key, `not an option of the ${service} service`)
+    if (!isReference(written)) {
+      options[key] = written
+      continue
+    }
+    let value: string
+    try {
+      value = await secrets.resolve(written)
+    } catch (error) {
+      if (error instanceof SecretResolutionError) throw new OpendalOptionError(key, error.message)
+      throw error
+    }
+    const problem = checkOptionValue(service, key, kind, value)
+    if (problem !== null) throw new OpendalOptionError(key, `${written} resolved to a value that does not suit the option: ${problem}`)
+    options[key] = value
+  }
+
+  const defaulted: Record<string, string> = {}
+  for (const guard of opendalServices[service].guards) {
+    if (options[guard] === undefined) defaulted[guard] = 'true'
+  }
+  if (service === 's3' && options.region === undefined) defaulted.region = regionOfEndpoint(options.endpoint) ?? defaultS3Region
+  return { options: { ...options, ...defaulted }, defaulted }
+}
+
+/** Builds the Operator, turning OpenDAL's own refusal into an OpendalOptionError. */
+export function buildOperator(service: OpendalService, options: Record<string, string>, redact: (text: string) => string): Operator {
+  try {
+    return new Operator(service, options)
+  } catch (error) {
+    throw new OpendalOptionError('', `OpenDAL refused the ${service} options: ${redact(error instanceof Error ? error.message : String(error))}`)
+  }
+}
+

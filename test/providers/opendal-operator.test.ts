@@ -1,0 +1,101 @@
+// The options an opendal volume gives its Operator: references resolved through a real
+// SecretResolver (env: from a given environment, secret: from the fake OpenBao server), guard
+// options switched on unless the volume sets them, and errors that name references, never values.
+
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { VaultConfig } from '../../src/config/secrets.js'
+import { buildOperator, defaultS3Region, OpendalOptionError, operatorOptions } from '../../src/providers/opendal/operator.js'
+import { SecretResolver } from '../../src/secrets/index.js'
+import { VaultFake } from '../helpers/vault-fake.js'
+
+const logger = pino({ level: process.env.AEGIS_TEST_LOG ?? 'silent' })
+const token = 'test-root-token'
+const secretKey = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY'
+let vault: VaultFake
+
+beforeAll(async () => {
+  vault = await VaultFake.start({ tokens: [token] })
+  vault.putSecret('aws/s3-reader', { 'access-key': 'AKIDEXAMPLE', 'secret-key': secretKey })
+})
+
+afterAll(async () => {
+  await vault?.close()
+})
+
+function resolver(env: Record<string, string> = {}): SecretResolver {
+  const config: VaultConfig = { address: vault.address, mount: 'secret', namespace: null, auth: { method: 'token', token: { kind: 'literal', value: token } }, timeoutMs: 2000 }
+  return new SecretResolver({ vault: config, logger, env, retries: 0 })
+}
+
+async function optionError(promise: Promise<unknown>): Promise<OpendalOptionError> {
+  const error = await promise.then(
+    () => null,
+    (caught: unknown) => caught
+  )
+  expect(error).toBeInstanceOf(OpendalOptionError)
+  return error as OpendalOptionError
+}
+
+describe('opendal operator options', () => {
+  it('resolves secret: and env: references', async () => {
+    const config = { bucket: 'b', endpoint: 'env:S3_ENDPOINT', access_key_id: 'secret:aws/s3-reader/access-key', secret_access_key: 'secret:aws/s3-reader/secret-key' }
+    const { options } = await operatorOptions('s3', config, resolver({ S3_ENDPOINT: 'http://127.0.0.1:9000' }))
+    expect(options).toMatchObject({ endpoint: 'http://127.0.0.1:9000', access_key_id: 'AKIDEXAMPLE', secret_access_key: secretKey })
+  })
+
+  it('switches on the s3 guards unless the volume sets them', async () => {
+    const guarded = await operatorOptions('s3', { bucket: 'b' }, resolver())
+    expect(guarded.defaulted).toMatchObject({ disable_config_load: 'true', disable_ec2_metadata: 'true' })
+    expect(guarded.options).toMatchObject({ disable_config_load: 'true', disable_ec2_metadata: 'true' })
+
+    const asked = await operatorOptions('s3', { bucket: 'b', disable_ec2_metadata: 'false' }, resolver())
+    expect(asked.options.disable_ec2_metadata).toBe('false')
+    expect(asked.defaulted.disable_ec2_metadata).toBeUndefined()
+    expect(asked.options.disable_config_load).toBe('true')
+  })
+
+  it('switches on the gcs guards', async () => {
+    const { options } = await operatorOptions('gcs', { bucket: 'b' }, resolver())
+    expect(options).toMatchObject({ disable_config_load: 'true', disable_vm_metadata: 'true' })
+  })
+
+  it('takes the s3 region from an AWS endpoint, or the default', async () => {
+    expect((await operatorOptions('s3', { bucket: 'b', endpoint: 'https://s3.eu-west-3.amazonaws.com' }, resolver())).options.region).toBe('eu-west-3')
+    expect((await operatorOptions('s3', { bucket: 'b', endpoint: 'http://127.0.0.1:9000' }, resolver())).options.region).toBe(defaultS3Region)
+    expect((await operatorOptions('s3', { bucket: 'b', region: 'ap-south-1' }, resolver())).options.region).toBe('ap-south-1')
+  })
+
+  it('names the reference that does not resolve', async () => {
+    const error = await optionError(operatorOptions('s3', { bucket: 'b', secret_access_key: 'secret:aws/s3-reader/no-such-key' }, resolver()))
+    expect(error.option).toBe('secret_access_key')
+    expect(error.message).toContain('secret:aws/s3-reader/no-such-key')
+    expect(error.message).not.toContain(secretKey)
+  })
+
+  it('names an unset environment variable', async () => {
+    const error = await optionError(operatorOptions('webdav', { endpoint: 'env:DAV_ENDPOINT' }, resolver()))
+    expect(error.option).toBe('endpoint')
+    expect(error.message).toContain('DAV_ENDPOINT is not set')
+  })
+
+  it('checks resolved values like written ones', async () => {
+    const error = await optionError(operatorOptions('s3', { bucket: 'b', endpoint: 'env:S3_ENDPOINT' }, resolver({ S3_ENDPOINT: 'http://169.254.169.254/latest' })))
+    expect(error.option).toBe('endpoint')
+    expect(error.message).toContain('env:S3_ENDPOINT resolved to a value that does not suit the option')
+    expect(error.message).toContain('metadata service')
+  })
+
+  it('never shows a resolved credential that does not suit its option', async () => {
+    const error = await optionError(operatorOptions('webdav', { endpoint: 'http://127.0.0.1:8080', password: 'env:DAV_PASSWORD' }, resolver({ DAV_PASSWORD: 'line1\nline2-secret' })))
+    expect(error.message).toContain('control character')
+    expect(error.message).not.toContain('line2-secret')
+  })
+
+  it('turns a refusal of OpenDAL into an option error', () => {
+    const secrets = resolver()
+    const redact = (text: string) => secrets.redact(text)
+    expect(() => buildOperator('s3', { bucket: 'b', region: 'us-east-1', batch_max_operations: 'many' }, redact)).toThrow(OpendalOptionError)
+    expect(() => buildOperator('s3', { bucket: 'b', region: 'us-east-1' }, redact)).not.toThrow()
+  })
+})
