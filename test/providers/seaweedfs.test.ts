@@ -465,3 +465,60 @@ describe('SeaweedFS provider with a failing filer', () => {
     expect(failures).toBe(3)
   })
 })
+
+describe('SeaweedFS rewrites larger than one part', () => {
+  const PART = 64 * 1024
+  const SIZE = 20 * PART + 5
+  let failUploadsToRoot = false
+
+  beforeEach(async () => {
+    failUploadsToRoot = false
+    await setUp(
+      { fault: (request) => (failUploadsToRoot && request.method === 'PUT' && request.path.startsWith(`${ROOT}/`) && request.query.offset !== undefined ? { action: 'status', status: 500, body: 'disk full' } : undefined) },
+      { retries: 0 }
+    )
+    provider = new SeaweedFsProvider({ filerUrl: fake.url, rootPath: ROOT, logger, retries: 0, rewritePartBytes: PART })
+    await provider.open()
+  })
+
+  afterEach(async () => {
+    await fake.stop()
+  })
+
+  it('streams a write at offset 0', async () => {
+    const original = pattern(SIZE, 1)
+    const node = await createFile('big.bin', original)
+    const inode = (await provider.getattr(node)).fileId
+    const patch = Buffer.alloc(3 * PART + 7, 0xee)
+
+    await provider.write(node, 0, patch, 2)
+
+    const expected = Buffer.concat([patch, original.subarray(patch.length)])
+    expect(fake.readFile(`${ROOT}/big.bin`)?.equals(expected)).toBe(true)
+    expect((await provider.getattr(node)).fileId).toBe(inode)
+    expect(fake.listDirectory('/.aegis-node/rewrite')).toEqual([])
+  })
+
+  it('streams a shrinking truncate', async () => {
+    const original = pattern(SIZE, 2)
+    const node = await createFile('big.bin', original)
+    const keep = 7 * PART + 3
+
+    const attributes = await provider.setattr(node, { sizeBytes: keep })
+
+    expect(attributes.sizeBytes).toBe(keep)
+    expect(fake.readFile(`${ROOT}/big.bin`)?.equals(original.subarray(0, keep))).toBe(true)
+  })
+
+  it('keeps a copy when it fails part way', async () => {
+    const original = pattern(SIZE, 3)
+    const node = await createFile('big.bin', original)
+    failUploadsToRoot = true
+
+    await expectCode(provider.write(node, 0, Buffer.from([0xff]), 2), 'IO')
+
+    const copies = fake.listDirectory('/.aegis-node/rewrite') ?? []
+    expect(copies).toHaveLength(1)
+    expect(fake.readFile(`/.aegis-node/rewrite/${copies[0]}`)?.equals(original)).toBe(true)
+  })
+})

@@ -21,10 +21,12 @@ const DEFAULT_LISTING_PAGE_SIZE = 1024
 /** Names up to which lookupAll sends one metadata request per name instead of listing the directory. */
 const LOOKUP_ONE_BY_ONE_MAX = 4
 /**
- * Largest file that a write at offset 0 or a shrinking truncate may rewrite through memory (see
- * write and setattr). Larger files fail those operations with IO.
+ * Part size of a rewrite (see rewrite): a file up to this size is rewritten from memory, a larger
+ * one is streamed in parts of this size through a copy, so memory use stays bounded.
  */
-const REWRITE_MAX_BYTES = 256 * 1024 * 1024
+const DEFAULT_REWRITE_PART_BYTES = 8 * 1024 * 1024
+/** Filer directory for the copies that a streamed rewrite keeps until it completes. */
+const REWRITE_COPY_DIR = '/.aegis-node/rewrite'
 /** Reported by fsstat, because the filer's HTTP API does not expose its capacity. */
 const REPORTED_CAPACITY_BYTES = 2 ** 50
 const REPORTED_FILES = 2 ** 40
@@ -44,6 +46,8 @@ export interface SeaweedFsProviderOptions {
   /** SeaweedFS collection and replication setting for the volume's data, passed on every upload. */
   collection?: string
   replication?: string
+  /** Part size of rewrites (default 8 MiB); larger rewrites stream through a copy on the filer. */
+  rewritePartBytes?: number
 }
 
 /** Returns a file id for an entry without an inode: 52 bits of the path's SHA-256, above the root's id. */
@@ -71,6 +75,7 @@ export class SeaweedFsProvider implements StorageProvider {
   private readonly listingPageSize: number
   private rootFileId = SEAWEEDFS_ROOT_FILE_ID
   private readonly placement: Record<string, string> = {}
+  private readonly rewritePartBytes: number
 
   constructor(options: SeaweedFsProviderOptions) {
     this.client = new FilerClient({ filerUrl: options.filerUrl, logger: options.logger, timeoutMs: options.timeoutMs, retries: options.retries })
@@ -79,6 +84,7 @@ export class SeaweedFsProvider implements StorageProvider {
     this.listingPageSize = options.listingPageSize ?? DEFAULT_LISTING_PAGE_SIZE
     if (options.collection !== undefined) this.placement.collection = options.collection
     if (options.replication !== undefined) this.placement.replication = options.replication
+    this.rewritePartBytes = options.rewritePartBytes ?? DEFAULT_REWRITE_PART_BYTES
   }
 
   // ------------------------------------------------------------------ paths and entries
@@ -203,21 +209,57 @@ export class SeaweedFsProvider implements StorageProvider {
 
   /**
    * Replaces the file with its first `keepBytes` bytes, `patch` written over them at offset 0, and
-   * `mode`. Costs a download and an upload of `keepBytes`, because the filer can only rewrite a
-   * file from offset 0 by replacing it.
-   * NOTE: a write by another client that lands between the download and the upload is lost.
+   * `mode`. The filer can only rewrite a file from offset 0 by replacing it, so this costs a
+   * download and an upload of `keepBytes`. Replacing keeps the entry, and with it the inode that
+   * clients' handles name. A file larger than one part streams through a copy (see streamRewrite).
+   * NOTE: a write by another client that lands during the rewrite is lost.
    */
   private async rewrite(path: string, keepBytes: number, patch: Buffer, mode: number, what: string): Promise<void> {
-    if (keepBytes > REWRITE_MAX_BYTES) {
-      const error = new FsalError('IO', `${what}: rewriting ${keepBytes} bytes is above the limit of ${REWRITE_MAX_BYTES} bytes for SeaweedFS volumes`)
-      this.client.warn(what, error)
+    if (keepBytes <= this.rewritePartBytes) {
+      const content = Buffer.alloc(Math.max(keepBytes, patch.length))
+      const kept = await this.readRange(path, 0, keepBytes, what)
+      kept.copy(content, 0)
+      patch.copy(content, 0)
+      await this.upload(path, 0, content, mode, what)
+      return
+    }
+    await this.streamRewrite(path, keepBytes, patch, mode, what)
+  }
+
+  /**
+   * Rewrites a file larger than one part, holding one part in memory at a time: the kept bytes are
+   * copied part by part to a file under REWRITE_COPY_DIR, the first part (patched) replaces the
+   * file, and the other parts are written back in place from the copy. Until the last part is
+   * back, the copy holds the whole content: a failure leaves it there and logs its path, so that
+   * nothing is lost.
+   */
+  private async streamRewrite(path: string, keepBytes: number, patch: Buffer, mode: number, what: string): Promise<void> {
+    const copyPath = `${REWRITE_COPY_DIR}/${randomBytes(12).toString('hex')}`
+    const part = this.rewritePartBytes
+    const patched = (offset: number, data: Buffer): Buffer => {
+      if (offset >= patch.length) return data
+      const result = Buffer.alloc(Math.max(data.length, Math.min(patch.length - offset, part)))
+      data.copy(result, 0)
+      patch.copy(result, 0, offset, Math.min(patch.length, offset + result.length))
+      return result
+    }
+
+    for (let offset = 0; offset < keepBytes; offset += part) {
+      const data = await this.readRange(path, offset, Math.min(part, keepBytes - offset), what)
+      await this.upload(copyPath, offset, data, 0o600, what)
+    }
+    this.logger.info({ path, copyPath, keepBytes }, `${what}: rewriting a file of ${keepBytes} bytes through a copy on the filer`)
+
+    try {
+      for (let offset = 0; offset < keepBytes; offset += part) {
+        const data = await this.readRange(copyPath, offset, Math.min(part, keepBytes - offset), what)
+        await this.upload(path, offset, patched(offset, data), mode, what)
+      }
+    } catch (error) {
+      this.logger.error({ err: error, path, copyPath }, `${what}: rewrite failed part way; the whole earlier content is kept at ${copyPath} on the filer`)
       throw error
     }
-    const content = Buffer.alloc(Math.max(keepBytes, patch.length))
-    const kept = await this.readRange(path, 0, keepBytes, what)
-    kept.copy(content, 0)
-    patch.copy(content, 0)
-    await this.upload(path, 0, content, mode, what)
+    await this.deleteAt(copyPath, what)
   }
 
   // ------------------------------------------------------------------ StorageProvider
