@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { expect, it } from 'vitest'
 import { startGanesha } from '../test/helpers/ganesha.js'
 import { ensureNfsClientBuilt, runNfsBench, type NfsBenchOp, type NfsBenchOptions } from '../test/helpers/nfs-client.js'
+import { machine } from './machine.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
@@ -73,22 +74,11 @@ async function startAegis(dataDir: string): Promise<{ port: number; stop: () => 
   }
 }
 
-function machine(): Record<string, string> {
-  const cpu = os.cpus()[0]?.model ?? 'unknown'
-  const ganesha = (() => {
-    try {
-      return execFileSync('dpkg-query', ['-W', '-f=${Version}', 'nfs-ganesha'], { encoding: 'utf8' })
-    } catch {
-      return 'unknown'
-    }
-  })()
-  return {
-    cpu: `${os.cpus().length} x ${cpu}`,
-    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
-    kernel: os.release(),
-    node: process.version,
-    ganesha,
-    filesystem: execFileSync('df', ['-T', os.tmpdir()], { encoding: 'utf8' }).split('\n')[1]?.split(/\s+/)[1] ?? 'unknown'
+function ganeshaVersion(): string {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f=${Version}', 'nfs-ganesha'], { encoding: 'utf8' })
+  } catch {
+    return 'unknown'
   }
 }
 
@@ -123,7 +113,7 @@ it('nfs: aegis-node beside NFS-Ganesha', async () => {
     await ganesha.stop()
   }
 
-  const info = machine()
+  const info = machine({ ganesha: ganeshaVersion() })
   const table = [
     '| Case | Unit | aegis-node | NFS-Ganesha | aegis-node / Ganesha |',
     '|---|---|---:|---:|---:|',

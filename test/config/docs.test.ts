@@ -25,3 +25,14 @@ describe('configuration reference', () => {
     expect(await yamlBlocks()).toContain(embeddedDefaultYaml)
   })
 })
+
+describe('README', () => {
+  it('configuration example parses', async () => {
+    const text = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+    const example = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]).find((block) => block.includes('volumes:'))
+    expect(example).toBeDefined()
+    const config = parse(example!)
+    expect(config.volumes.map((volume) => volume.type)).toEqual(['hostPath', 'local', 'opendal'])
+    expect(config.secrets.vault?.address).toBe('https://bao.internal:8200')
+  })
+})
