@@ -190,14 +190,23 @@ export class AegisNode {
   private async opendalProvider(volume: VolumeConfig, index: number): Promise<StorageProvider> {
     const service = volume.provider!
     const logger = this.logger.child({ component: 'provider:opendal', volume: volume.name, service })
-    let operator
+    let prepared
     try {
-      const { options, defaulted } = await operatorOptions(service, volume.config, this.secrets)
-      if (Object.keys(defaulted).length > 0) logger.info({ defaulted }, 'options set by the node because the volume leaves them out')
-      operator = buildOperator(service, options, (text) => this.secrets.redact(text))
+      prepared = await operatorOptions(service, volume.config, this.secrets)
     } catch (error) {
       if (!(error instanceof OpendalOptionError)) throw error
-      throw this.volumeError(index, error.option === '' ? '.config' : `.config.${error.option}`, error.message)
+      throw this.volumeError(index, `.config.${error.option}`, error.message)
+    }
+    if (Object.keys(prepared.defaulted).length > 0) logger.info({ defaulted: prepared.defaulted }, 'options set by the node because the volume leaves them out')
+    // OpenDAL would create a missing fs root with mode 0777, since the node runs with umask 0.
+    if (service === 'fs') fs.mkdirSync(prepared.options.root!, { recursive: true, mode: 0o700 })
+
+    let operator
+    try {
+      operator = buildOperator(service, prepared.options, (text) => this.secrets.redact(text))
+    } catch (error) {
+      if (!(error instanceof OpendalOptionError)) throw error
+      throw this.volumeError(index, '.config', error.message)
     }
     const stateDir = path.join(this.config.dataDir, 'opendal', volume.name)
     if (service === 'memory') {

@@ -59,12 +59,12 @@ export class IdMap {
     }
 
     const compactedPath = `${this.logPath}.compacting`
-    const fd = openSync(compactedPath, 'w')
+    const fd = openSync(compactedPath, 'w', 0o600)
     writeSync(fd, JSON.stringify({ next: this.nextFileId }) + '\n')
     for (const [path, record] of this.byPath) writeSync(fd, JSON.stringify({ set: path, record }) + '\n')
     closeSync(fd)
     renameSync(compactedPath, this.logPath)
-    this.fd = openSync(this.logPath, 'a')
+    this.fd = openSync(this.logPath, 'a', 0o600)
   }
 
   close(): void {
@@ -152,9 +152,12 @@ export class IdMap {
   }
 }
 
-/** Creates the state directory and its staging directory when missing. */
+/**
+ * Creates the state directory and its staging directory when missing, readable by the node's user
+ * only, because staged files hold volume data.
+ */
 export function prepareStateDir(stateDir: string): string {
   const stagingDir = join(stateDir, 'staging')
-  mkdirSync(stagingDir, { recursive: true })
+  mkdirSync(stagingDir, { recursive: true, mode: 0o700 })
   return stagingDir
 }

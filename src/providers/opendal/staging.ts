@@ -77,7 +77,7 @@ export class StagedFile {
 /** Opens (creating it when missing) the staging file of `fileId`; its size is what it holds. */
 export async function openStaged(stagingDir: string, fileId: number): Promise<StagedFile> {
   const localPath = join(stagingDir, String(fileId))
-  const handle = await open(localPath, 'a+').then(async (probe) => {
+  const handle = await open(localPath, 'a+', 0o600).then(async (probe) => {
     // 'a+' creates without truncating; reopen read-write so that writes go to their offsets
     // instead of the end (O_APPEND ignores the position on Linux).
     await probe.close()

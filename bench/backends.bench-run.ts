@@ -1,0 +1,329 @@
+// NFS overhead per storage backend: sequential write and read of one file through aegis-node, beside
+// the same bytes written and read straight to the backend without aegis-node, on loopback.
+//
+// One `aegis-node serve` process serves one volume per backend: hostPath (the baseline), OpenDAL fs,
+// OpenDAL memory, OpenDAL s3 against s3rver, OpenDAL webdav against `rclone serve webdav`, and
+// seaweedfs against the fake filer of test/helpers/seaweedfs-fake.ts. The libnfs test client drives
+// the NFS side; the direct side uses node:fs, an OpenDAL Operator or fetch from this process. Each
+// figure is the median of RUNS runs after one discarded warm-up run. Results go to stdout as a
+// Markdown table and to bench/results/backends.json; docs/benchmarks.md records them.
+
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Operator } from 'opendal'
+import { expect, it } from 'vitest'
+import { ensureNfsClientBuilt, runNfsBench, type NfsBenchResult } from '../test/helpers/nfs-client.js'
+import { startRcloneWebdav, type RcloneWebdav } from '../test/helpers/rclone-webdav.js'
+import { startS3rver, type S3rver } from '../test/helpers/s3rver.js'
+import { startFakeFiler, type FakeFiler } from '../test/helpers/seaweedfs-fake.js'
+import { machine } from './machine.js'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+// 64 MiB keeps a run of the slow test servers (s3rver above all) within a few seconds.
+const FILE_MIB = Number(process.env.BENCH_BACKEND_MIB ?? 64)
+const FILE_BYTES = FILE_MIB * 1024 * 1024
+const CHUNK_BYTES = 1024 * 1024
+const INFLIGHT = 4
+
+/** How the benchmark reaches one backend without aegis-node. */
+interface Direct {
+  /** Writes `data` as `name` and returns once the backend holds it (fsync for a local file). */
+  write(name: string, data: Buffer): Promise<void>
+  read(name: string): Promise<Buffer>
+}
+
+interface Backend {
+  /** Volume name, export path and table label. */
+  name: string
+  /** The volume's entry under `volumes:` in the node config, without the name and mount path. */
+  volumeYaml: string[]
+  direct: Direct
+}
+
+interface Row {
+  backend: string
+  nfsWrite: number
+  directWrite: number
+  nfsRead: number
+  directRead: number
+  runs: { nfsWrite: number[]; directWrite: number[]; nfsRead: number[]; directRead: number[] }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+/**
+ * The bytes the libnfs bench client writes: its 1 MiB xorshift64 pattern (fill_pattern in
+ * test/native/nfsclient.c), repeated, so that the direct writes send the same content.
+ */
+function clientPattern(sizeBytes: number): Buffer {
+  const mask = (1n << 64n) - 1n
+  const block = Buffer.alloc(CHUNK_BYTES)
+  let x = 0x9e3779b97f4a7c15n
+  for (let i = 0; i < block.length; i++) {
+    x ^= (x << 13n) & mask
+    x ^= x >> 7n
+    x ^= (x << 17n) & mask
+    block[i] = Number(x & 0xffn)
+  }
+  const data = Buffer.alloc(sizeBytes)
+  for (let offset = 0; offset < sizeBytes; offset += block.length) block.copy(data, offset)
+  return data
+}
+
+async function mibPerSecond(action: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint()
+  await action()
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  return FILE_BYTES / 2 ** 20 / seconds
+}
+
+/** Writes and reads files of a directory with node:fs; the open and close are not timed, as on the NFS side. */
+function localDirect(dir: string): Direct {
+  return {
+    async write(name, data) {
+      const handle = await fs.promises.open(path.join(dir, name), 'w')
+      try {
+        // Timed by the caller from here; fsync, because the NFS write ends with a COMMIT.
+        await handle.writeFile(data)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+    },
+    async read(name) {
+      return fs.promises.readFile(path.join(dir, name))
+    }
+  }
+}
+
+function operatorDirect(operator: Operator): Direct {
+  return {
+    async write(name, data) {
+      await operator.write(name, data)
+    },
+    async read(name) {
+      return operator.read(name)
+    }
+  }
+}
+
+/** PUT and GET of whole files on the filer's HTTP API, as a client of SeaweedFS would send them. */
+function filerDirect(filerUrl: string, dir: string): Direct {
+  return {
+    async write(name, data) {
+      const response = await fetch(`${filerUrl}${dir}/${name}`, { method: 'PUT', body: data })
+      await response.arrayBuffer()
+      if (!response.ok) throw new Error(`PUT ${dir}/${name} to the fake filer: HTTP ${response.status}`)
+    },
+    async read(name) {
+      const response = await fetch(`${filerUrl}${dir}/${name}`)
+      const body = Buffer.from(await response.arrayBuffer())
+      if (!response.ok) throw new Error(`GET ${dir}/${name} from the fake filer: HTTP ${response.status}`)
+      return body
+    }
+  }
+}
+
+/** OpenDAL s3 options for s3rver: fixed region, and no credentials or metadata service from the environment. */
+function s3Options(server: S3rver, prefix: string): Record<string, string> {
+  return {
+    bucket: server.bucket,
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    access_key_id: server.accessKeyId,
+    secret_access_key: server.secretAccessKey,
+    root: prefix,
+    disable_config_load: 'true',
+    disable_ec2_metadata: 'true'
+  }
+}
+
+function yamlMap(options: Record<string, string>): string[] {
+  return Object.entries(options).map(([key, value]) => `      ${key}: ${JSON.stringify(value)}`)
+}
+
+/** Starts `aegis-node serve` with the given volumes as its own process and returns its NFS port. */
+async function startNode(dataDir: string, backends: Backend[]): Promise<{ port: number; stop: () => Promise<void> }> {
+  const configFile = path.join(dataDir, 'node.yaml')
+  const volumes = backends.flatMap((backend) => [`  - name: ${backend.name}`, `    mount_path: /workspace/${backend.name}`, '    access_mode: read-write', ...backend.volumeYaml])
+  fs.writeFileSync(configFile, [`node:\n  data_dir: ${dataDir}`, 'nfs:\n  bind: 127.0.0.1\n  port: 0', 'volumes:', ...volumes, ''].join('\n'))
+  const child = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'serve', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  let output = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`aegis-node did not start within 30 s; output:\n${output.slice(-4000)}`)), 30_000)
+    // The listener stays for the whole run, so that the node never blocks on a full stdout pipe.
+    child.stdout.on('data', (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-64_000)
+      const match = /listening on [^:]+:(\d+)/.exec(output)
+      if (match) {
+        clearTimeout(timer)
+        resolve(Number(match[1]))
+      }
+    })
+    void exited.then(() => {
+      clearTimeout(timer)
+      reject(new Error(`aegis-node exited before listening; output:\n${output.slice(-4000)}`))
+    })
+  }).catch(async (error: unknown) => {
+    child.kill('SIGKILL')
+    await exited
+    throw error
+  })
+  return {
+    port,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
+}
+
+it('backends: NFS through each backend beside the backend alone', async () => {
+  // OpenDAL's HTTP client, in this process and in the node, would send requests through a proxy
+  // named in the environment; every request of this benchmark must stay on loopback.
+  for (const name of Object.keys(process.env)) {
+    if (/^(https?|all|no)_proxy$/i.test(name)) delete process.env[name]
+  }
+  ensureNfsClientBuilt()
+  const data = clientPattern(FILE_BYTES)
+  const tempDirs: string[] = []
+  const tempDir = (prefix: string): string => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+    tempDirs.push(dir)
+    return dir
+  }
+  const stops: Array<() => Promise<void>> = []
+  const rows: Row[] = []
+
+  try {
+    const s3 = await startS3rver('bench')
+    stops.push(() => s3.stop())
+    const webdav: RcloneWebdav = await startRcloneWebdav()
+    stops.push(() => webdav.stop())
+    const filer: FakeFiler = await startFakeFiler()
+    stops.push(() => filer.stop())
+
+    const hostDir = tempDir('aegis-bench-host-')
+    const webdavOptions = { endpoint: webdav.endpoint, username: webdav.username, password: webdav.password }
+    const backends: Backend[] = [
+      {
+        name: 'local',
+        volumeYaml: ['    type: hostPath', '    config:', `      path: ${hostDir}`],
+        direct: localDirect(tempDir('aegis-bench-local-direct-'))
+      },
+      {
+        name: 'opendal-fs',
+        volumeYaml: ['    type: opendal', '    provider: fs', '    config:', ...yamlMap({ root: tempDir('aegis-bench-fs-nfs-') })],
+        direct: operatorDirect(new Operator('fs', { root: tempDir('aegis-bench-fs-direct-') }))
+      },
+      {
+        name: 'opendal-memory',
+        volumeYaml: ['    type: opendal', '    provider: memory', '    config: {}'],
+        direct: operatorDirect(new Operator('memory', {}))
+      },
+      {
+        name: 'opendal-s3',
+        volumeYaml: ['    type: opendal', '    provider: s3', '    config:', ...yamlMap(s3Options(s3, '/nfs/'))],
+        direct: operatorDirect(new Operator('s3', s3Options(s3, '/direct/')))
+      },
+      {
+        name: 'opendal-webdav',
+        volumeYaml: ['    type: opendal', '    provider: webdav', '    config:', ...yamlMap({ ...webdavOptions, root: '/nfs/' })],
+        direct: operatorDirect(new Operator('webdav', { ...webdavOptions, root: '/direct/' }))
+      },
+      {
+        name: 'seaweedfs',
+        volumeYaml: ['    type: seaweedfs', '    config:', ...yamlMap({ filer_url: filer.url, path: '/nfs' })],
+        direct: filerDirect(filer.url, '/direct')
+      }
+    ]
+
+    const node = await startNode(tempDir('aegis-bench-node-'), backends)
+    stops.push(() => node.stop())
+
+    for (const backend of backends) {
+      const url = `nfs://127.0.0.1/${backend.name}?nfsport=${node.port}&mountport=${node.port}`
+      const transfer = (result: NfsBenchResult): number => {
+        // A run that stopped early or moved fewer bytes would inflate the figure.
+        expect(result.complete, `${backend.name}: ${result.op} did not complete`).toBe(true)
+        expect(result.bytes).toBe(FILE_BYTES)
+        return result.mibPerSecond
+      }
+      const nfsWrite = async (file: string) => transfer(await runNfsBench(url, 'write', { path: file, size: FILE_BYTES, chunk: CHUNK_BYTES, inflight: INFLIGHT }))
+      const nfsRead = async (file: string) => transfer(await runNfsBench(url, 'read', { path: file, chunk: CHUNK_BYTES, inflight: INFLIGHT }))
+      const directWrite = (file: string) => mibPerSecond(() => backend.direct.write(file, data))
+      const directRead = async (file: string) => {
+        let read: Buffer = Buffer.alloc(0)
+        const figure = await mibPerSecond(async () => {
+          read = await backend.direct.read(file)
+        })
+        expect(read.equals(data), `${backend.name}: the direct read returned other bytes`).toBe(true)
+        return figure
+      }
+
+      // Every run writes a new file: truncating an object-store file to 0 first stages its old
+      // content, which would charge a download of the previous run to the write.
+      // The first run of each kind is a warm-up and is not counted.
+      await nfsWrite('warmup.dat')
+      await nfsRead('warmup.dat')
+      await directWrite('warmup.dat')
+      await directRead('warmup.dat')
+      const runs: Row['runs'] = { nfsWrite: [], directWrite: [], nfsRead: [], directRead: [] }
+      for (let run = 0; run < RUNS; run++) {
+        const file = `run-${run}.dat`
+        runs.nfsWrite.push(await nfsWrite(file))
+        runs.nfsRead.push(await nfsRead(file))
+        runs.directWrite.push(await directWrite(file))
+        runs.directRead.push(await directRead(file))
+      }
+      const row: Row = {
+        backend: backend.name,
+        nfsWrite: median(runs.nfsWrite),
+        directWrite: median(runs.directWrite),
+        nfsRead: median(runs.nfsRead),
+        directRead: median(runs.directRead),
+        runs
+      }
+      rows.push(row)
+      const runList = (values: number[]) => values.map((value) => value.toFixed(0)).join(', ')
+      process.stdout.write(
+        `${row.backend}: NFS write ${runList(runs.nfsWrite)}, direct write ${runList(runs.directWrite)}, ` +
+          `NFS read ${runList(runs.nfsRead)}, direct read ${runList(runs.directRead)} MiB/s\n`
+      )
+    }
+  } finally {
+    // The node first, while its backends still answer, then the servers; each stop runs even when another fails.
+    for (const stop of stops.reverse()) await stop().catch((error: unknown) => process.stderr.write(`cleanup: ${String(error)}\n`))
+    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
+  }
+
+  const info = machine()
+  const format = (value: number) => Math.round(value).toLocaleString('en-US')
+  const table = [
+    '| Backend | NFS write | direct write | NFS / direct | NFS read | direct read | NFS / direct |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (row) =>
+        `| ${row.backend} | ${format(row.nfsWrite)} | ${format(row.directWrite)} | ${(row.nfsWrite / row.directWrite).toFixed(2)} ` +
+        `| ${format(row.nfsRead)} | ${format(row.directRead)} | ${(row.nfsRead / row.directRead).toFixed(2)} |`
+    )
+  ].join('\n')
+  process.stdout.write(`\nMachine: ${JSON.stringify(info)}\n${FILE_MIB} MiB, MiB/s, median of ${RUNS} runs each.\n\n${table}\n`)
+  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true })
+  fs.writeFileSync(
+    path.join(root, 'bench/results/backends.json'),
+    JSON.stringify({ date: new Date().toISOString(), machine: info, runs: RUNS, fileBytes: FILE_BYTES, chunkBytes: CHUNK_BYTES, inflight: INFLIGHT, unit: 'MiB/s', rows }, null, 2)
+  )
+  expect(rows.length).toBe(6)
+})
