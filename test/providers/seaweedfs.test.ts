@@ -466,6 +466,28 @@ describe('SeaweedFS provider with a failing filer', () => {
   })
 })
 
+describe('SeaweedFS writes of one file', () => {
+  beforeEach(async () => {
+    await setUp()
+  })
+
+  afterEach(async () => {
+    await fake.stop()
+  })
+
+  it('keep a later write behind an earlier one', async () => {
+    const node = await createFile('file', Buffer.alloc(0))
+    const head = pattern(32 * 1024, 1)
+    const tail = pattern(32 * 1024, 2)
+
+    // An upload at offset 0 replaces the file on the filer, so if it overtook the write of the
+    // tail, the tail would be lost.
+    await Promise.all([provider.write(node, head.length, tail, 2), provider.write(node, 0, head, 2)])
+
+    expect(fake.readFile(`${ROOT}/file`)?.equals(Buffer.concat([head, tail]))).toBe(true)
+  })
+})
+
 describe('SeaweedFS rewrites larger than one part', () => {
   const PART = 64 * 1024
   const SIZE = 20 * PART + 5

@@ -76,6 +76,8 @@ export class SeaweedFsProvider implements StorageProvider {
   private rootFileId = SEAWEEDFS_ROOT_FILE_ID
   private readonly placement: Record<string, string> = {}
   private readonly rewritePartBytes: number
+  /** Tail of the chain of changes to each file's content, by file id (see withFileLock). */
+  private readonly fileLocks = new Map<number, Promise<unknown>>()
 
   constructor(options: SeaweedFsProviderOptions) {
     this.client = new FilerClient({ filerUrl: options.filerUrl, logger: options.logger, timeoutMs: options.timeoutMs, retries: options.retries })
@@ -88,6 +90,22 @@ export class SeaweedFsProvider implements StorageProvider {
   }
 
   // ------------------------------------------------------------------ paths and entries
+
+  /**
+   * Runs `step` after every earlier content change of the same file. An upload at offset 0
+   * replaces the whole file on the filer, so a write at offset 0 that overtook a write further on
+   * would drop it. Writes of one file therefore reach the filer one at a time.
+   */
+  private withFileLock<T>(fileId: number, step: () => Promise<T>): Promise<T> {
+    const previous = this.fileLocks.get(fileId) ?? Promise.resolve()
+    const next = previous.then(step, step)
+    const tail = next.catch(() => undefined)
+    this.fileLocks.set(fileId, tail)
+    void tail.then(() => {
+      if (this.fileLocks.get(fileId) === tail) this.fileLocks.delete(fileId)
+    })
+    return next
+  }
 
   private pathOf(node: FsalNode): string {
     const relative = node.path()
@@ -331,7 +349,11 @@ export class SeaweedFsProvider implements StorageProvider {
     return { data, eof: offset + data.length >= attributes.sizeBytes, attributes, release: null }
   }
 
-  async write(node: FsalNode, offset: number, data: Buffer, _stable: StableHow): Promise<WriteResult> {
+  async write(node: FsalNode, offset: number, data: Buffer, stable: StableHow): Promise<WriteResult> {
+    return this.withFileLock(node.fileId, () => this.writeNow(node, offset, data, stable))
+  }
+
+  private async writeNow(node: FsalNode, offset: number, data: Buffer, _stable: StableHow): Promise<WriteResult> {
     const what = `write ${node.path()}`
     const path = this.pathOf(node)
 
@@ -516,6 +538,10 @@ export class SeaweedFsProvider implements StorageProvider {
    *   filer's own times stay, and the request still succeeds.
    */
   async setattr(node: FsalNode, changes: SetAttributes): Promise<FileAttributes> {
+    return this.withFileLock(node.fileId, () => this.setattrNow(node, changes))
+  }
+
+  private async setattrNow(node: FsalNode, changes: SetAttributes): Promise<FileAttributes> {
     const what = `setattr ${node.path()}`
     const path = this.pathOf(node)
     let current = await this.statExisting(path, what)
