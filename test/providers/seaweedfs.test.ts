@@ -486,6 +486,24 @@ describe('SeaweedFS writes of one file', () => {
 
     expect(fake.readFile(`${ROOT}/file`)?.equals(Buffer.concat([head, tail]))).toBe(true)
   })
+
+  it('cost two requests each when sequential', async () => {
+    const node = await createFile('file', Buffer.from('first'))
+    const before = fake.requests.length
+
+    for (let index = 1; index <= 4; index++) await provider.write(node, index * 5, Buffer.from('again'), 2)
+
+    expect(fake.requests.length - before).toBe(8)
+    expect(fake.readFile(`${ROOT}/file`)?.toString()).toBe('first' + 'again'.repeat(4))
+  })
+
+  it('do not bring back a removed file', async () => {
+    const node = await createFile('file', Buffer.from('first'))
+    await provider.remove(root, 'file')
+
+    await expectCode(provider.write(node, 5, Buffer.from('late'), 2), 'STALE')
+    expect(fake.exists(`${ROOT}/file`)).toBe(false)
+  })
 })
 
 describe('SeaweedFS rewrites larger than one part', () => {
