@@ -1,5 +1,5 @@
-// Runs a test server (s3rver, rclone) as a child process on loopback: starts it, learns its address
-// from the line it prints once it listens, waits until it answers HTTP, and stops it. Children still
+// Runs a test server (s3rver, rclone) as a child process on loopback: starts it, reads its address
+// from the line it prints once it listens, waits until it responds to HTTP, and stops it. Children still
 // running when the test process exits are killed, so a failed or aborted run leaves none behind.
 
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -17,7 +17,7 @@ export interface ChildServerOptions {
   command: string
   args: readonly string[]
   env?: NodeJS.ProcessEnv
-  /** Returns the server's base URL from everything it printed so far, or null while it has not said. */
+  /** Returns the server's base URL from everything it printed so far, or null until it has printed it. */
   addressFrom(output: string): string | null
   startTimeoutMs?: number
 }
@@ -28,7 +28,7 @@ export interface ChildServer {
   process: ChildProcess
   /** The tail of what the server printed, for failure messages. */
   output(): string
-  /** Stops the server (SIGTERM, then SIGKILL) and waits for it to exit; safe to call twice. */
+  /** Stops the server (SIGTERM, then SIGKILL) and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>
 }
 
@@ -66,7 +66,7 @@ async function terminate(child: ChildProcess): Promise<void> {
   await waitForExit(child, STOP_GRACE_MS)
 }
 
-/** Resolves true when `url` answers HTTP at all; any status counts, because the request is not signed. */
+/** Resolves true when `url` responds to HTTP at all. Any status counts, because the request is not signed. */
 function answers(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const request = http.get(url, { timeout: 1_000 }, (response) => {
@@ -78,7 +78,7 @@ function answers(url: string): Promise<boolean> {
   })
 }
 
-/** Starts the server and resolves once it answers HTTP on the address it printed. */
+/** Starts the server and resolves once it responds to HTTP on the address it printed. */
 export async function startChildServer(options: ChildServerOptions): Promise<ChildServer> {
   const child = spawn(options.command, [...options.args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env })
   track(child)
@@ -112,7 +112,7 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
       if (hostname !== '127.0.0.1') return fail(`listens on ${hostname}, not on 127.0.0.1`)
       if (await answers(url)) break
     }
-    if (Date.now() > deadline) return fail(`did not answer HTTP within ${timeoutMs} ms`)
+    if (Date.now() > deadline) return fail(`did not respond to HTTP within ${timeoutMs} ms`)
     await sleep(50)
   }
 

@@ -21,7 +21,7 @@ export interface RcloneWebdav {
   stop(): Promise<void>
 }
 
-/** Starts rclone serving an empty directory and resolves once it answers. */
+/** Starts rclone serving an empty directory and resolves once it responds. */
 export async function startRcloneWebdav(): Promise<RcloneWebdav> {
   const baseDir = await mkdtemp(join(tmpdir(), 'aegis-rclone-'))
   const dir = join(baseDir, 'served')
@@ -34,7 +34,7 @@ export async function startRcloneWebdav(): Promise<RcloneWebdav> {
       // --config /dev/null: no remotes or settings from the user's rclone.conf. Port 0: rclone
       // binds a free port and logs the address.
       args: ['serve', 'webdav', '--config', '/dev/null', '--addr', '127.0.0.1:0', '--user', USERNAME, '--pass', password, dir],
-      // Settings can also come from RCLONE_* variables; none of the caller's reach this server.
+      // rclone also reads settings from RCLONE_* variables, so the caller's are left out.
       env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('RCLONE_'))),
       addressFrom: (output) => /WebDav Server started on (http:\/\/[\d.]+:\d+\/)/.exec(output)?.[1] ?? null
     })

@@ -18,7 +18,7 @@ export interface S3rver {
   bucket: string
   accessKeyId: string
   secretAccessKey: string
-  /** Where s3rver keeps its buckets; removed by stop(). */
+  /** Directory where s3rver keeps its buckets, removed by stop(). */
   directory: string
   stop(): Promise<void>
 }
@@ -28,7 +28,7 @@ function s3rverBin(): string {
   return join(dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js')
 }
 
-/** Starts s3rver with an empty bucket named `bucket` and resolves once it answers. */
+/** Starts s3rver with an empty bucket named `bucket` and resolves once it responds. */
 export async function startS3rver(bucket = DEFAULT_BUCKET): Promise<S3rver> {
   const directory = await mkdtemp(join(tmpdir(), 'aegis-s3rver-'))
   try {
@@ -38,9 +38,8 @@ export async function startS3rver(bucket = DEFAULT_BUCKET): Promise<S3rver> {
       // Port 0: s3rver binds a free port and prints it. No vhost buckets, so that a request's host
       // is never taken for a bucket name.
       args: [s3rverBin(), '--directory', directory, '--address', '127.0.0.1', '--port', '0', '--silent', '--no-vhost-buckets', '--configure-bucket', bucket],
-      // s3rver 3.7 was written for Node releases before OpenSSL 3; the legacy provider keeps the
-      // older algorithms it may ask for. NODE_OPTIONS is replaced, not extended, so that nothing
-      // the test runner put there reaches s3rver.
+      // s3rver 3.7 predates OpenSSL 3, so it runs with OpenSSL's legacy provider enabled.
+      // NODE_OPTIONS is replaced, not extended, so that no option of the test runner reaches s3rver.
       env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
       addressFrom: (output) => {
         const match = /S3rver listening on ([\d.]+):(\d+)/.exec(output)

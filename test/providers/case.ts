@@ -49,6 +49,8 @@ export function caseDefiner(fixture: ProviderFixture): DefineCase {
   return (title, options, body) => {
     const needs = options.needs ?? []
     it(title, { timeout: fixture.caseTimeoutMs }, async (context) => {
+      const limitation = fixture.serverLimitations?.[title]
+      if (limitation !== undefined) context.skip(`test server limitation: ${limitation}`)
       for (const requirement of needs) {
         const note = missingCapability(fixture, requirement)
         if (note !== null) context.skip(note)

@@ -2,8 +2,8 @@
 // provider, through a Volume and AegisFsal. A backend adds a fixture (see fixture.ts) and calls
 // describeProviderContract from its own `<backend>.contract.test.ts`.
 
-import { describe } from 'vitest'
-import { caseDefiner } from './case.js'
+import { beforeAll, describe } from 'vitest'
+import { caseDefiner, type DefineCase } from './case.js'
 import { attributeCases } from './cases/attributes.js'
 import { backendCases } from './cases/backend.js'
 import { dataCases } from './cases/data.js'
@@ -20,7 +20,12 @@ export type { BackendInspector, ProviderCapabilities, ProviderFixture, ProviderI
 /** Defines the contract cases for the provider that `fixture` creates, under a describe block named `name`. */
 export function describeProviderContract(name: string, fixture: ProviderFixture): void {
   describe(`${name} provider contract`, () => {
-    const contractCase = caseDefiner(fixture)
+    const defineCase = caseDefiner(fixture)
+    const titles = new Set<string>()
+    const contractCase: DefineCase = (title, options, body) => {
+      titles.add(title)
+      defineCase(title, options, body)
+    }
     dataCases(contractCase)
     attributeCases(contractCase)
     namespaceCases(contractCase)
@@ -30,5 +35,12 @@ export function describeProviderContract(name: string, fixture: ProviderFixture)
     linkCases(contractCase)
     restartCases(contractCase)
     backendCases(contractCase)
+
+    // A limitation named after no case would skip nothing, silently. The check waits for
+    // beforeAll, because vitest collects the cases of nested describe blocks after this one returns.
+    beforeAll(() => {
+      const unknown = Object.keys(fixture.serverLimitations ?? {}).filter((title) => !titles.has(title))
+      if (unknown.length > 0) throw new Error(`${name}: serverLimitations names no contract case: ${unknown.join(', ')} (expected a case title as the cases define it)`)
+    })
   })
 }

@@ -52,6 +52,12 @@ export interface ProviderFixture {
   capabilities: ProviderCapabilities
   /** Limit for each case, for backends slower than the vitest testTimeout allows (5,000 CREATEs over HTTP, say). */
   caseTimeoutMs?: number
+  /**
+   * Cases that the server the fixture runs cannot pass for a reason outside the provider: case
+   * title to the reason, which is reported as the skip note. A limit of the provider is a failure,
+   * not an entry here.
+   */
+  serverLimitations?: Readonly<Record<string, string>>
   /** Creates an empty volume; each case gets its own, so cases never see each other's files. */
   create(): Promise<ProviderInstance>
 }

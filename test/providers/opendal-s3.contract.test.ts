@@ -1,6 +1,7 @@
 // The provider contract against OpenDAL's s3 service and s3rver, a fake S3 server started for this
 // file. Each case gets its own prefix in one bucket. S3 has no links, and gigabyte-sized sparse
-// files would be staged and uploaded whole, so those cases are skipped.
+// files would be staged and uploaded whole, so those cases are skipped, and so are three cases that
+// s3rver cannot pass although S3 would (serverLimitations below).
 //
 // The inspector reads the bucket through a second Operator of its own, without the provider. Keys
 // are escaped as the provider escapes them (src/providers/opendal/keys.ts).
@@ -54,7 +55,20 @@ async function orNull<T>(read: Promise<T>): Promise<T | null> {
 
 const s3Fixture: ProviderFixture = {
   capabilities: { symlinks: false, hardLinks: false, sparse: false },
-  caseTimeoutMs: Number(process.env.CASE_MS ?? 120_000),
+  caseTimeoutMs: 60_000,
+  // Limits of s3rver that S3 itself does not have (see node_modules/s3rver/lib/stores/filesystem.js).
+  serverLimitations: {
+    // s3rver keeps an object in a file named after the key's last segment plus "._S3rver_object",
+    // with ".md5" and ".metadata.json" files beside it. S3 takes keys of up to 1,024 bytes.
+    'names of 255 bytes': 's3rver stores a 255-byte key segment in a file whose name passes the 255-byte limit of the local file system (HTTP 500, ENAMETOOLONG)',
+    // s3rver truncates the object's file and rewrites it in place on PUT. S3 replaces an object
+    // whole, so a GET returns either the old or the new one.
+    'rename over a file is atomic for readers': 's3rver rewrites an object in place on PUT, so a concurrent GET can read it half written',
+    // s3rver serves a LIST by stating every file in the directories under the prefix, and a stat
+    // of a directory key is a LIST in OpenDAL, so each CREATE costs time in proportion to the
+    // directory's size and 5,000 of them take more than 15 minutes.
+    '5,000 entries paged, each exactly once': 's3rver lists a prefix by stating every file in its directory, so 5,000 CREATEs take time quadratic in the entry count'
+  },
   async create() {
     const root = `/contract/${randomUUID()}/`
     const stateDir = await mkdtemp(join(tmpdir(), 'aegis-opendal-s3-'))
@@ -69,7 +83,7 @@ const s3Fixture: ProviderFixture = {
           const dirKey = names.length === 0 ? '/' : `${key(names)}/`
           const entries = await orNull(bucket.list(dirKey))
           if (entries === null) return null
-          // S3 lists a missing prefix as empty; a directory exists as its marker object or as the
+          // S3 lists a missing prefix as empty. A directory exists as its marker object or as the
           // prefix of other keys.
           if (entries.length === 0 && names.length > 0 && (await orNull(bucket.stat(dirKey))) === null) return null
           return entries

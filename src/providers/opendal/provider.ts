@@ -638,8 +638,10 @@ export class OpenDalProvider implements StorageProvider {
   }
 
   /**
-   * Moves one object. Services with rename replace the target atomically. Other services get a
+   * Moves one object with the service's rename where it has one, and otherwise with a
    * whole-object write of a copy, which replaces the target in one step, then a delete of the source.
+   * NOTE: a WebDAV MOVE over an existing file may delete the target before it renames the source
+   * (RFC 4918, section 9.9.3), so on webdav volumes a reader can find no target for a moment.
    */
   private async moveFile(fromPath: string, toPath: string, what: string): Promise<void> {
     const fromKey = fileKey(fromPath)
