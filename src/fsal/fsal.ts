@@ -93,6 +93,8 @@ function withoutPrivilegeBits(mode: number, type: FileAttributes['type']): numbe
 export class AegisFsal {
   private readonly volumesById = new Map<number, Volume>()
   private readonly volumesByName = new Map<string, Volume>()
+  /** Tail of the chain of calls that add each name, keyed by directory handle and name (see oneNameAtATime). */
+  private readonly nameChains = new Map<string, Promise<unknown>>()
 
   constructor(
     readonly nodeName: string,
@@ -144,6 +146,23 @@ export class AegisFsal {
     }
     if (volume === undefined) return action()
     return exclusive ? volume.namespaceLock.exclusive(action) : volume.namespaceLock.shared(action)
+  }
+
+  /**
+   * Runs calls that add the same name to the same directory one after another. They share the
+   * namespace lock, and stores without a create-if-absent (object stores, the SeaweedFS filer)
+   * would otherwise let two guarded CREATEs or two MKDIRs of one name both succeed.
+   */
+  private oneNameAtATime<T>(dirHandle: Buffer, rawName: Buffer, action: () => Promise<T>): Promise<T> {
+    const key = `${dirHandle.toString('base64')}/${rawName.toString('base64')}`
+    const previous = this.nameChains.get(key) ?? Promise.resolve()
+    const next = previous.then(action, action)
+    const tail = next.catch(() => undefined)
+    this.nameChains.set(key, tail)
+    void tail.then(() => {
+      if (this.nameChains.get(key) === tail) this.nameChains.delete(key)
+    })
+    return next
   }
 
   /** Verifies a client's handle and the client's right to its export; fills ctx.volume and ctx.node. */
@@ -384,7 +403,7 @@ export class AegisFsal {
   }
 
   async create(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, args: CreateArguments): Promise<NodeResult & { dirWcc: Wcc }> {
-    return this.serialized(dirHandle, () => this.createSerialized(ctx, dirHandle, rawName, args))
+    return this.serialized(dirHandle, () => this.oneNameAtATime(dirHandle, rawName, () => this.createSerialized(ctx, dirHandle, rawName, args)))
   }
 
   private async createSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, args: CreateArguments): Promise<NodeResult & { dirWcc: Wcc }> {
@@ -446,7 +465,7 @@ export class AegisFsal {
   }
 
   async mkdir(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
-    return this.serialized(dirHandle, () => this.mkdirSerialized(ctx, dirHandle, rawName, initial))
+    return this.serialized(dirHandle, () => this.oneNameAtATime(dirHandle, rawName, () => this.mkdirSerialized(ctx, dirHandle, rawName, initial)))
   }
 
   private async mkdirSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
@@ -475,7 +494,7 @@ export class AegisFsal {
   }
 
   async symlink(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, target: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
-    return this.serialized(dirHandle, () => this.symlinkSerialized(ctx, dirHandle, rawName, target, initial))
+    return this.serialized(dirHandle, () => this.oneNameAtATime(dirHandle, rawName, () => this.symlinkSerialized(ctx, dirHandle, rawName, target, initial)))
   }
 
   private async symlinkSerialized(ctx: RequestContext, dirHandle: Buffer, rawName: Buffer, target: Buffer, initial: SetAttributes): Promise<NodeResult & { dirWcc: Wcc }> {
@@ -587,7 +606,7 @@ export class AegisFsal {
   }
 
   async link(ctx: RequestContext, handle: Buffer, dirHandle: Buffer, rawName: Buffer): Promise<{ attributes: FileAttributes; dirWcc: Wcc }> {
-    return this.serialized(handle, () => this.linkSerialized(ctx, handle, dirHandle, rawName))
+    return this.serialized(handle, () => this.oneNameAtATime(dirHandle, rawName, () => this.linkSerialized(ctx, handle, dirHandle, rawName)))
   }
 
   private async linkSerialized(ctx: RequestContext, handle: Buffer, dirHandle: Buffer, rawName: Buffer): Promise<{ attributes: FileAttributes; dirWcc: Wcc }> {

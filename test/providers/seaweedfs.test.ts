@@ -497,13 +497,6 @@ describe('SeaweedFS writes of one file', () => {
     expect(fake.readFile(`${ROOT}/file`)?.toString()).toBe('first' + 'again'.repeat(4))
   })
 
-  it('let one of two guarded creates succeed', async () => {
-    const results = await Promise.allSettled([provider.create(root, 'same', 0o644, 'guarded'), provider.create(root, 'same', 0o600, 'guarded')])
-
-    expect(results.map((result) => result.status).sort()).toEqual(['fulfilled', 'rejected'])
-    expect(((results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason as FsalError).code).toBe('EXIST')
-  })
-
   it('do not bring back a removed file', async () => {
     const node = await createFile('file', Buffer.from('first'))
     await provider.remove(root, 'file')

@@ -78,8 +78,8 @@ export class SeaweedFsProvider implements StorageProvider {
   private rootFileId = SEAWEEDFS_ROOT_FILE_ID
   private readonly placement: Record<string, string> = {}
   private readonly rewritePartBytes: number
-  /** Tail of the chain of changes to each file's content, by file id or, for creates, by path (see withFileLock). */
-  private readonly fileLocks = new Map<number | string, Promise<unknown>>()
+  /** Tail of the chain of changes to each file's content, by file id (see withFileLock). */
+  private readonly fileLocks = new Map<number, Promise<unknown>>()
   /** Attributes each file had after its last write through this provider, by file id (see writeNow). */
   private readonly writtenAttributes = new Map<number, { attributes: FileAttributes; atMs: number }>()
 
@@ -100,7 +100,7 @@ export class SeaweedFsProvider implements StorageProvider {
    * replaces the whole file on the filer, so a write at offset 0 that overtook a write further on
    * would drop it. Writes of one file therefore reach the filer one at a time.
    */
-  private withFileLock<T>(fileId: number | string, step: () => Promise<T>): Promise<T> {
+  private withFileLock<T>(fileId: number, step: () => Promise<T>): Promise<T> {
     const previous = this.fileLocks.get(fileId) ?? Promise.resolve()
     const next = previous.then(step, step)
     const tail = next.catch(() => undefined)
@@ -411,17 +411,13 @@ export class SeaweedFsProvider implements StorageProvider {
   }
 
   async create(dir: FsalNode, name: string, mode: number, how: CreateMode): Promise<FileAttributes> {
-    const path = this.childPathOf(dir, name)
-    // Creates of one path through this node run one at a time, so that of two guarded creates
-    // exactly one succeeds.
-    return this.withFileLock(`create ${path}`, () => this.createNow(dir, name, path, mode, how))
-  }
-
-  private async createNow(dir: FsalNode, name: string, path: string, mode: number, how: CreateMode): Promise<FileAttributes> {
     const what = `create ${name} in ${dir.path()}`
+    const path = this.childPathOf(dir, name)
+
     // NOTE: guarded and exclusive creates are not atomic against other clients of the filer,
-    // because its HTTP API has no create-if-absent. A file created by another client between this
-    // check and the upload is replaced.
+    // because its HTTP API has no create-if-absent. AegisFSAL orders the creates of one name
+    // through this node, but a file created by another client between this check and the
+    // upload is replaced.
     const existing = await this.stat(path, what)
     if (existing !== null) {
       if (how !== 'unchecked') throw new Exists(`${name} already exists in ${dir.path()}`)

@@ -62,6 +62,24 @@ export function namespaceCases(contractCase: DefineCase): void {
       expect((await fs.lookup(fs.root, 'dir')).attributes.type, 'type of dir').toBe('dir')
     })
 
+    contractCase('concurrent guarded creates of one name: one succeeds', {}, async ({ fs }) => {
+      const results = await Promise.allSettled([0, 1, 2, 3].map(() => fs.create(fs.root, 'file', { how: 'guarded' })))
+
+      expect(results.filter((result) => result.status === 'fulfilled').length, 'creates that succeeded').toBe(1)
+      for (const result of results) {
+        if (result.status === 'rejected') expect((result.reason as FsalError).code, 'code of the others').toBe('EXIST')
+      }
+    })
+
+    contractCase('concurrent mkdirs of one name: one succeeds', {}, async ({ fs }) => {
+      const results = await Promise.allSettled([0, 1, 2, 3].map(() => fs.mkdir(fs.root, 'dir')))
+
+      expect(results.filter((result) => result.status === 'fulfilled').length, 'mkdirs that succeeded').toBe(1)
+      for (const result of results) {
+        if (result.status === 'rejected') expect((result.reason as FsalError).code, 'code of the others').toBe('EXIST')
+      }
+    })
+
     contractCase('exclusive create and its retransmission', {}, async ({ fs }) => {
       const created = await fs.createExclusive(fs.root, 'file', VERIFIER)
 
