@@ -23,17 +23,18 @@ import { machine } from './machine.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-// 64 MiB keeps a run of the slow test servers (s3rver above all) within a few seconds.
+// 64 MiB keeps each transfer to the slowest test server (s3rver) within a few seconds.
 const FILE_MIB = Number(process.env.BENCH_BACKEND_MIB ?? 64)
 const FILE_BYTES = FILE_MIB * 1024 * 1024
 const CHUNK_BYTES = 1024 * 1024
 const INFLIGHT = 4
 
-/** How the benchmark reaches one backend without aegis-node. */
+/** Direct access to one backend, without aegis-node. Each method returns the seconds its transfer took. */
 interface Direct {
-  /** Writes `data` as `name` and returns once the backend holds it (fsync for a local file). */
-  write(name: string, data: Buffer): Promise<void>
-  read(name: string): Promise<Buffer>
+  /** Writes `data` as `name` and returns once the backend stores it (after fsync for a local file). */
+  write(name: string, data: Buffer): Promise<number>
+  /** Reads `name` whole and checks that it is `expected`, outside the timed part. */
+  read(name: string, expected: Buffer): Promise<number>
 }
 
 interface Backend {
@@ -42,6 +43,11 @@ interface Backend {
   /** The volume's entry under `volumes:` in the node config, without the name and mount path. */
   volumeYaml: string[]
   direct: Direct
+  /**
+   * Reads a file that was written through NFS from the backend itself, to check that the COMMIT
+   * left the whole file there. Absent for the memory service, because its store lives in the node.
+   */
+  storedByNfs?: (name: string) => Promise<Buffer>
 }
 
 interface Row {
@@ -59,7 +65,7 @@ function median(values: number[]): number {
 }
 
 /**
- * The bytes the libnfs bench client writes: its 1 MiB xorshift64 pattern (fill_pattern in
+ * Returns the bytes the libnfs bench client writes: its 1 MiB xorshift64 pattern (fill_pattern in
  * test/native/nfsclient.c), repeated, so that the direct writes send the same content.
  */
 function clientPattern(sizeBytes: number): Buffer {
@@ -77,56 +83,82 @@ function clientPattern(sizeBytes: number): Buffer {
   return data
 }
 
-async function mibPerSecond(action: () => Promise<unknown>): Promise<number> {
+/** Runs `action` and returns the seconds it took, with the value it returned. */
+async function timed<T>(action: () => Promise<T>): Promise<{ seconds: number; value: T }> {
   const start = process.hrtime.bigint()
-  await action()
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9
-  return FILE_BYTES / 2 ** 20 / seconds
+  const value = await action()
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, value }
 }
 
-/** Writes and reads files of a directory with node:fs; the open and close are not timed, as on the NFS side. */
+function expectSameBytes(backend: string, read: Buffer, expected: Buffer): void {
+  expect(read.equals(expected), `${backend}: the direct read returned other bytes than were written`).toBe(true)
+}
+
+/**
+ * Returns direct access to the files of a directory through node:fs. The open and close are not
+ * timed, because the NFS client's figures leave out its open and create as well.
+ */
 function localDirect(dir: string): Direct {
   return {
     async write(name, data) {
       const handle = await fs.promises.open(path.join(dir, name), 'w')
       try {
-        // Timed by the caller from here; fsync, because the NFS write ends with a COMMIT.
-        await handle.writeFile(data)
-        await handle.sync()
+        // fsync, because the NFS write ends with a COMMIT.
+        const { seconds } = await timed(async () => {
+          await handle.writeFile(data)
+          await handle.sync()
+        })
+        return seconds
       } finally {
         await handle.close()
       }
     },
-    async read(name) {
-      return fs.promises.readFile(path.join(dir, name))
+    async read(name, expected) {
+      const handle = await fs.promises.open(path.join(dir, name), 'r')
+      try {
+        const { seconds, value } = await timed(() => handle.readFile())
+        expectSameBytes('local', value, expected)
+        return seconds
+      } finally {
+        await handle.close()
+      }
     }
   }
 }
 
-function operatorDirect(operator: Operator): Direct {
+function operatorDirect(name: string, operator: Operator): Direct {
   return {
-    async write(name, data) {
-      await operator.write(name, data)
+    async write(file, data) {
+      return (await timed(() => operator.write(file, data))).seconds
     },
-    async read(name) {
-      return operator.read(name)
+    async read(file, expected) {
+      const { seconds, value } = await timed(() => operator.read(file))
+      expectSameBytes(name, value, expected)
+      return seconds
     }
   }
 }
 
-/** PUT and GET of whole files on the filer's HTTP API, as a client of SeaweedFS would send them. */
+/** Returns direct access to a directory of the filer: PUT and GET of whole files on its HTTP API. */
 function filerDirect(filerUrl: string, dir: string): Direct {
   return {
     async write(name, data) {
-      const response = await fetch(`${filerUrl}${dir}/${name}`, { method: 'PUT', body: data })
-      await response.arrayBuffer()
-      if (!response.ok) throw new Error(`PUT ${dir}/${name} to the fake filer: HTTP ${response.status}`)
+      const { seconds, value: response } = await timed(async () => {
+        const response = await fetch(`${filerUrl}${dir}/${name}`, { method: 'PUT', body: data })
+        await response.arrayBuffer()
+        return response
+      })
+      if (!response.ok) throw new Error(`PUT ${dir}/${name} to the fake filer failed: HTTP ${response.status}`)
+      return seconds
     },
-    async read(name) {
-      const response = await fetch(`${filerUrl}${dir}/${name}`)
-      const body = Buffer.from(await response.arrayBuffer())
-      if (!response.ok) throw new Error(`GET ${dir}/${name} from the fake filer: HTTP ${response.status}`)
-      return body
+    async read(name, expected) {
+      const { seconds, value: response } = await timed(async () => {
+        const response = await fetch(`${filerUrl}${dir}/${name}`)
+        return { status: response.status, ok: response.ok, body: Buffer.from(await response.arrayBuffer()) }
+      })
+      if (!response.ok) throw new Error(`GET ${dir}/${name} from the fake filer failed: HTTP ${response.status}`)
+      expectSameBytes('seaweedfs', response.body, expected)
+      return seconds
     }
   }
 }
@@ -155,7 +187,15 @@ async function startNode(dataDir: string, backends: Backend[]): Promise<{ port: 
   const volumes = backends.flatMap((backend) => [`  - name: ${backend.name}`, `    mount_path: /workspace/${backend.name}`, '    access_mode: read-write', ...backend.volumeYaml])
   fs.writeFileSync(configFile, [`node:\n  data_dir: ${dataDir}`, 'nfs:\n  bind: 127.0.0.1\n  port: 0', 'volumes:', ...volumes, ''].join('\n'))
   const child = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'serve', '--config', configFile, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // A test process that exits without running its cleanup (killed by a timeout) still ends the node.
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.removeListener('exit', killOnExit)
+      resolve()
+    })
+  )
   let output = ''
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`aegis-node did not start within 30 s; output:\n${output.slice(-4000)}`)), 30_000)
@@ -191,7 +231,7 @@ async function startNode(dataDir: string, backends: Backend[]): Promise<{ port: 
 
 it('backends: NFS through each backend beside the backend alone', async () => {
   // OpenDAL's HTTP client, in this process and in the node, would send requests through a proxy
-  // named in the environment; every request of this benchmark must stay on loopback.
+  // named in the environment. Every request of this benchmark must stay on loopback.
   for (const name of Object.keys(process.env)) {
     if (/^(https?|all|no)_proxy$/i.test(name)) delete process.env[name]
   }
@@ -215,37 +255,43 @@ it('backends: NFS through each backend beside the backend alone', async () => {
     stops.push(() => filer.stop())
 
     const hostDir = tempDir('aegis-bench-host-')
+    const fsNfsDir = tempDir('aegis-bench-fs-nfs-')
     const webdavOptions = { endpoint: webdav.endpoint, username: webdav.username, password: webdav.password }
     const backends: Backend[] = [
       {
         name: 'local',
         volumeYaml: ['    type: hostPath', '    config:', `      path: ${hostDir}`],
-        direct: localDirect(tempDir('aegis-bench-local-direct-'))
+        direct: localDirect(tempDir('aegis-bench-local-direct-')),
+        storedByNfs: (name) => fs.promises.readFile(path.join(hostDir, name))
       },
       {
         name: 'opendal-fs',
-        volumeYaml: ['    type: opendal', '    provider: fs', '    config:', ...yamlMap({ root: tempDir('aegis-bench-fs-nfs-') })],
-        direct: operatorDirect(new Operator('fs', { root: tempDir('aegis-bench-fs-direct-') }))
+        volumeYaml: ['    type: opendal', '    provider: fs', '    config:', ...yamlMap({ root: fsNfsDir })],
+        direct: operatorDirect('opendal-fs', new Operator('fs', { root: tempDir('aegis-bench-fs-direct-') })),
+        storedByNfs: (name) => fs.promises.readFile(path.join(fsNfsDir, name))
       },
       {
         name: 'opendal-memory',
         volumeYaml: ['    type: opendal', '    provider: memory', '    config: {}'],
-        direct: operatorDirect(new Operator('memory', {}))
+        direct: operatorDirect('opendal-memory', new Operator('memory', {}))
       },
       {
         name: 'opendal-s3',
         volumeYaml: ['    type: opendal', '    provider: s3', '    config:', ...yamlMap(s3Options(s3, '/nfs/'))],
-        direct: operatorDirect(new Operator('s3', s3Options(s3, '/direct/')))
+        direct: operatorDirect('opendal-s3', new Operator('s3', s3Options(s3, '/direct/'))),
+        storedByNfs: (name) => new Operator('s3', s3Options(s3, '/nfs/')).read(name)
       },
       {
         name: 'opendal-webdav',
         volumeYaml: ['    type: opendal', '    provider: webdav', '    config:', ...yamlMap({ ...webdavOptions, root: '/nfs/' })],
-        direct: operatorDirect(new Operator('webdav', { ...webdavOptions, root: '/direct/' }))
+        direct: operatorDirect('opendal-webdav', new Operator('webdav', { ...webdavOptions, root: '/direct/' })),
+        storedByNfs: (name) => fs.promises.readFile(path.join(webdav.dir, 'nfs', name))
       },
       {
         name: 'seaweedfs',
         volumeYaml: ['    type: seaweedfs', '    config:', ...yamlMap({ filer_url: filer.url, path: '/nfs' })],
-        direct: filerDirect(filer.url, '/direct')
+        direct: filerDirect(filer.url, '/direct'),
+        storedByNfs: async (name) => filer.readFile(`/nfs/${name}`) ?? Buffer.alloc(0)
       }
     ]
 
@@ -255,25 +301,18 @@ it('backends: NFS through each backend beside the backend alone', async () => {
     for (const backend of backends) {
       const url = `nfs://127.0.0.1/${backend.name}?nfsport=${node.port}&mountport=${node.port}`
       const transfer = (result: NfsBenchResult): number => {
-        // A run that stopped early or moved fewer bytes would inflate the figure.
+        // A run that the client's time limit stopped early would not measure the whole file.
         expect(result.complete, `${backend.name}: ${result.op} did not complete`).toBe(true)
         expect(result.bytes).toBe(FILE_BYTES)
         return result.mibPerSecond
       }
       const nfsWrite = async (file: string) => transfer(await runNfsBench(url, 'write', { path: file, size: FILE_BYTES, chunk: CHUNK_BYTES, inflight: INFLIGHT }))
       const nfsRead = async (file: string) => transfer(await runNfsBench(url, 'read', { path: file, chunk: CHUNK_BYTES, inflight: INFLIGHT }))
-      const directWrite = (file: string) => mibPerSecond(() => backend.direct.write(file, data))
-      const directRead = async (file: string) => {
-        let read: Buffer = Buffer.alloc(0)
-        const figure = await mibPerSecond(async () => {
-          read = await backend.direct.read(file)
-        })
-        expect(read.equals(data), `${backend.name}: the direct read returned other bytes`).toBe(true)
-        return figure
-      }
+      const directWrite = async (file: string) => FILE_MIB / (await backend.direct.write(file, data))
+      const directRead = async (file: string) => FILE_MIB / (await backend.direct.read(file, data))
 
-      // Every run writes a new file: truncating an object-store file to 0 first stages its old
-      // content, which would charge a download of the previous run to the write.
+      // Every run writes a new file, because truncating an existing file of an OpenDAL volume first
+      // downloads its whole content into the staging file, which would add a download to the write.
       // The first run of each kind is a warm-up and is not counted.
       await nfsWrite('warmup.dat')
       await nfsRead('warmup.dat')
@@ -286,6 +325,10 @@ it('backends: NFS through each backend beside the backend alone', async () => {
         runs.nfsRead.push(await nfsRead(file))
         runs.directWrite.push(await directWrite(file))
         runs.directRead.push(await directRead(file))
+      }
+      if (backend.storedByNfs !== undefined) {
+        const stored = await backend.storedByNfs('run-0.dat')
+        expect(stored.equals(data), `${backend.name}: the file written through NFS is not on the backend as written`).toBe(true)
       }
       const row: Row = {
         backend: backend.name,
@@ -303,7 +346,7 @@ it('backends: NFS through each backend beside the backend alone', async () => {
       )
     }
   } finally {
-    // The node first, while its backends still answer, then the servers; each stop runs even when another fails.
+    // The node first, while its backends still respond, then the servers. Each stop runs even when another fails.
     for (const stop of stops.reverse()) await stop().catch((error: unknown) => process.stderr.write(`cleanup: ${String(error)}\n`))
     for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
   }
