@@ -192,3 +192,91 @@ describe('OpenDAL provider staging', () => {
     expect((error as FsalError).code).toBe('STALE')
   })
 })
+
+/** An Operator over the fs root whose calls are counted by method name. */
+function countingOperator(counts: Map<string, number>, readSizes: number[]): Operator {
+  const operator = new Operator('fs', { root: backendRoot })
+  return new Proxy(operator, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        counts.set(String(property), (counts.get(String(property)) ?? 0) + 1)
+        const result = value.apply(target, args)
+        if (property === 'read') void Promise.resolve(result).then((data) => readSizes.push((data as Buffer).length), () => {})
+        return result
+      }
+    }
+  })
+}
+
+describe('OpenDAL provider requests', () => {
+  const counts = new Map<string, number>()
+  const readSizes: number[] = []
+
+  beforeEach(async () => {
+    baseDir = await mkdtemp(join(tmpdir(), 'aegis-opendal-'))
+    backendRoot = join(baseDir, 'root')
+    stateDir = join(baseDir, 'state')
+    counts.clear()
+    readSizes.length = 0
+  })
+
+  afterEach(async () => {
+    await provider?.close()
+    await rm(baseDir, { recursive: true, force: true })
+  })
+
+  it('truncates to 0 without reading the object', async () => {
+    await openProvider({ operator: countingOperator(counts, readSizes) })
+    const file = await createFile('big')
+    await provider.write(file, 0, Buffer.alloc(3 * 1024 * 1024, 7), 2)
+    counts.clear()
+
+    const attributes = await provider.setattr(file, { sizeBytes: 0 })
+
+    expect(attributes.sizeBytes).toBe(0)
+    expect(counts.get('read') ?? 0).toBe(0)
+    expect((await backendContent('big'))?.length).toBe(0)
+  })
+
+  it('stages only the kept bytes, in parts', async () => {
+    await openProvider({ operator: countingOperator(counts, readSizes), uploadChunkBytes: 256 * 1024 })
+    const file = await createFile('big')
+    const content = Buffer.alloc(3 * 1024 * 1024)
+    for (let index = 0; index < content.length; index++) content[index] = index % 251
+    await provider.write(file, 0, content, 2)
+    readSizes.length = 0
+
+    await provider.setattr(file, { sizeBytes: 1024 * 1024 + 5 })
+    await new Promise((resolve) => setImmediate(resolve))
+
+    expect(readSizes.reduce((sum, size) => sum + size, 0)).toBe(1024 * 1024 + 5)
+    expect(Math.max(...readSizes)).toBe(256 * 1024)
+    expect((await backendContent('big'))?.equals(content.subarray(0, 1024 * 1024 + 5))).toBe(true)
+  })
+
+  it('asks for metadata once for a run of reads', async () => {
+    await openProvider({ operator: countingOperator(counts, readSizes) })
+    const file = await createFile('data')
+    await provider.write(file, 0, Buffer.alloc(64 * 1024, 1), 2)
+    counts.clear()
+
+    for (let offset = 0; offset < 64 * 1024; offset += 4096) await provider.read(file, offset, 4096)
+
+    expect(counts.get('read')).toBe(16)
+    expect(counts.get('stat') ?? 0).toBeLessThanOrEqual(1)
+  })
+
+  it('sees a change around it after the cache time', async () => {
+    await openProvider({ statCacheMs: 50 })
+    const file = await createFile('data')
+    await provider.write(file, 0, Buffer.from('12345'), 2)
+    expect((await provider.getattr(file)).sizeBytes).toBe(5)
+
+    await writeFile(join(backendRoot, 'data'), Buffer.from('1234567890'))
+    await new Promise((resolve) => setTimeout(resolve, 60))
+
+    expect((await provider.getattr(file)).sizeBytes).toBe(10)
+  })
+})

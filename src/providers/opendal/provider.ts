@@ -23,6 +23,9 @@ const REPORTED_CAPACITY_BYTES = 2 ** 50
 const REPORTED_FILES = 2 ** 40
 const DEFAULT_IDLE_UPLOAD_MS = 5_000
 const DEFAULT_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+const DEFAULT_STAT_CACHE_MS = 1_000
+/** Entries of the metadata cache before it is emptied, which bounds its memory. */
+const STAT_CACHE_MAX_ENTRIES = 10_000
 /** Maximum lookups of one path while its record keeps changing (see find). */
 const FIND_ATTEMPTS = 3
 const FILE_SYNC: StableHow = 2
@@ -38,8 +41,13 @@ export interface OpenDalProviderOptions {
   logger: Logger
   /** Upload a file this long after its last unstable write (default 5 s). */
   idleUploadMs?: number
-  /** Part size when the service takes multipart uploads (default 8 MiB). */
+  /** Part size when the service takes multipart uploads, and of the copies made for staging (default 8 MiB). */
   uploadChunkBytes?: number
+  /**
+   * How long a metadata answer of the service is reused (default 1 s, 0 to ask every time). A
+   * change made by another client of the service shows after this time at the latest.
+   */
+  statCacheMs?: number
   /**
    * An Operator to use instead of building one from scheme and options, for callers that share
    * one (the memory service keeps its data per Operator).
@@ -104,6 +112,11 @@ export class OpenDalProvider implements StorageProvider {
   private readonly canRename: boolean
   private readonly canWriteMulti: boolean
   private readonly staged = new Map<number, StagedFile>()
+  private readonly statCacheMs: number
+  /** Metadata answers by key (see statKey). */
+  private readonly statCache = new Map<string, { metadata: Metadata | null; atMs: number }>()
+  /** Counts the changes made through this provider, so that statKey can tell an overtaken answer. */
+  private statGeneration = 0
   /** Tail of the chain of staging operations per file id, which run one at a time. */
   private readonly fileLocks = new Map<number, Promise<unknown>>()
 
@@ -114,6 +127,7 @@ export class OpenDalProvider implements StorageProvider {
     this.ids = new IdMap(config.stateDir)
     this.idleUploadMs = config.idleUploadMs ?? DEFAULT_IDLE_UPLOAD_MS
     this.uploadChunkBytes = config.uploadChunkBytes ?? DEFAULT_UPLOAD_CHUNK_BYTES
+    this.statCacheMs = config.statCacheMs ?? DEFAULT_STAT_CACHE_MS
     const capability = this.operator.capability()
     this.canRename = capability.rename
     this.canWriteMulti = capability.writeCanMulti
@@ -137,16 +151,51 @@ export class OpenDalProvider implements StorageProvider {
     return next
   }
 
-  /** Returns the object's metadata under the key of `type`, or null when the key names nothing. */
-  private async statKey(path: string, type: ObjectType, what: string): Promise<Metadata | null> {
+  /**
+   * Returns the object's metadata under the key of `type`, or null when the key names nothing.
+   * Answers are kept for statCacheMs, because every NFS request looks its object up at least
+   * twice (the handle, then the operation), and each lookup is a request to the service. Any
+   * change made through this provider empties the cache; `fresh` skips it.
+   */
+  private async statKey(path: string, type: ObjectType, what: string, fresh = false): Promise<Metadata | null> {
     const key = type === 'dir' ? dirKey(path) : fileKey(path)
+    const nowMs = Date.now()
+    const cached = this.statCache.get(key)
+    if (!fresh && cached !== undefined && nowMs - cached.atMs < this.statCacheMs) return cached.metadata
+
+    const generation = this.statGeneration
+    let metadata: Metadata | null
     try {
-      const metadata = await this.operator.stat(key)
-      if (type === 'file' && metadata.isDirectory()) return null
-      return metadata
+      metadata = await this.operator.stat(key)
+      if (type === 'file' && metadata.isDirectory()) metadata = null
     } catch (error) {
-      if (kindOf(error) === 'NotFound') return null
-      throw toFsalError(error, what)
+      if (kindOf(error) !== 'NotFound') throw toFsalError(error, what)
+      metadata = null
+    }
+    // An answer that a change overtook describes the object before the change, so it is not kept.
+    if (generation === this.statGeneration && this.statCacheMs > 0) {
+      if (this.statCache.size >= STAT_CACHE_MAX_ENTRIES) this.statCache.clear()
+      this.statCache.set(key, { metadata, atMs: nowMs })
+    }
+    return metadata
+  }
+
+  /** Empties the metadata cache. */
+  private forgetStats(): void {
+    this.statGeneration++
+    this.statCache.clear()
+  }
+
+  /**
+   * Runs a change to the service with the metadata cache emptied before and after it, so that no
+   * answer from before the change stays in the cache.
+   */
+  private async changing<T>(change: () => Promise<T>): Promise<T> {
+    this.forgetStats()
+    try {
+      return await change()
+    } finally {
+      this.forgetStats()
     }
   }
 
@@ -236,7 +285,7 @@ export class OpenDalProvider implements StorageProvider {
    * Runs under the file's lock. It looks the object up again, because a rename or an upload may
    * have happened since the caller's lookup.
    */
-  private async stage(fileId: number, what: string): Promise<StagedFile> {
+  private async stage(fileId: number, what: string, keepBytes = Number.MAX_SAFE_INTEGER): Promise<StagedFile> {
     const existing = this.staged.get(fileId)
     if (existing !== undefined) return existing
     const path = this.ids.pathOf(fileId)
@@ -245,10 +294,15 @@ export class OpenDalProvider implements StorageProvider {
     const staged = await openStaged(this.stagingDir, fileId)
     try {
       await staged.truncate(0)
-      const metadata = await this.statKey(path, 'file', what)
+      const metadata = await this.statKey(path, 'file', what, true)
       if (metadata === null) throw new Stale(`${what}: the object no longer exists`)
-      // NOTE: the whole object is read into memory once; a reader in parts would bound it.
-      if (Number(metadata.contentLength ?? 0n) > 0) await staged.writeAt(0, await this.operator.read(fileKey(path)))
+      // Only the bytes that stay are copied, in parts, so that a truncate to 0 reads nothing and
+      // memory use does not grow with the object.
+      const copyBytes = Math.min(keepBytes, Number(metadata.contentLength ?? 0n))
+      for (let offset = 0; offset < copyBytes; offset += this.uploadChunkBytes) {
+        const length = Math.min(this.uploadChunkBytes, copyBytes - offset)
+        await staged.writeAt(offset, await this.operator.read(fileKey(path), { offset: BigInt(offset), size: BigInt(length) }))
+      }
     } catch (error) {
       await staged.discard()
       throw toFsalError(error, what)
@@ -290,15 +344,17 @@ export class OpenDalProvider implements StorageProvider {
     const version = staged.version
     const key = fileKey(path)
     try {
-      if (this.canWriteMulti && staged.sizeBytes > this.uploadChunkBytes) {
-        const writer = await this.operator.writer(key, { chunk: BigInt(this.uploadChunkBytes) })
-        for (let offset = 0; offset < staged.sizeBytes; offset += this.uploadChunkBytes) {
-          await writer.write(await staged.readAt(offset, this.uploadChunkBytes))
+      await this.changing(async () => {
+        if (this.canWriteMulti && staged.sizeBytes > this.uploadChunkBytes) {
+          const writer = await this.operator.writer(key, { chunk: BigInt(this.uploadChunkBytes) })
+          for (let offset = 0; offset < staged.sizeBytes; offset += this.uploadChunkBytes) {
+            await writer.write(await staged.readAt(offset, this.uploadChunkBytes))
+          }
+          await writer.close()
+        } else {
+          await this.operator.write(key, await staged.readAt(0, staged.sizeBytes))
         }
-        await writer.close()
-      } else {
-        await this.operator.write(key, await staged.readAt(0, staged.sizeBytes))
-      }
+      })
     } catch (error) {
       const converted = toFsalError(error, `${what} ${path}`)
       this.logger.error({ err: converted, path, fileId }, 'upload of staged data failed; it stays staged')
@@ -514,7 +570,7 @@ export class OpenDalProvider implements StorageProvider {
     }
 
     try {
-      await this.operator.write(fileKey(path), Buffer.alloc(0))
+      await this.changing(() => this.operator.write(fileKey(path), Buffer.alloc(0)))
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -530,7 +586,7 @@ export class OpenDalProvider implements StorageProvider {
     if ((await this.find(path, what)) !== null) throw new Exists(`${name} already exists in ${dir.path()}`)
 
     try {
-      await this.operator.createDir(dirKey(path))
+      await this.changing(() => this.operator.createDir(dirKey(path)))
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -553,7 +609,7 @@ export class OpenDalProvider implements StorageProvider {
 
   private async deleteKey(key: string, what: string): Promise<void> {
     try {
-      await this.operator.delete(key)
+      await this.changing(() => this.operator.delete(key))
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -648,12 +704,14 @@ export class OpenDalProvider implements StorageProvider {
     const toKey = fileKey(toPath)
     try {
       if (this.canRename) {
-        await this.operator.rename(fromKey, toKey)
+        await this.changing(() => this.operator.rename(fromKey, toKey))
         return
       }
       // NOTE: the copy passes through memory whole.
-      await this.operator.write(toKey, await this.operator.read(fromKey))
-      await this.operator.delete(fromKey)
+      await this.changing(async () => {
+        await this.operator.write(toKey, await this.operator.read(fromKey))
+        await this.operator.delete(fromKey)
+      })
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -666,7 +724,7 @@ export class OpenDalProvider implements StorageProvider {
    */
   private async moveDir(fromPath: string, toPath: string, what: string): Promise<void> {
     try {
-      await this.operator.createDir(dirKey(toPath))
+      await this.changing(() => this.operator.createDir(dirKey(toPath)))
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -695,7 +753,7 @@ export class OpenDalProvider implements StorageProvider {
         if (changes.mtime === undefined) updated.mtimeMs = nowMs
         // SETATTR is synchronous in NFSv3, so the new size is uploaded before the reply.
         await this.withFileLock(record.fileId, async () => {
-          const staged = await this.stage(record.fileId, what)
+          const staged = await this.stage(record.fileId, what, sizeBytes)
           await staged.truncate(sizeBytes)
           await this.upload(record.fileId, what)
         })
