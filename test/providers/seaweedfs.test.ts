@@ -17,7 +17,7 @@ let fake: FakeFiler
 let provider: SeaweedFsProvider
 let root: FsalNode
 
-async function setUp(fakeOptions: FakeFilerOptions = {}, providerOptions: { timeoutMs?: number; retries?: number; listingPageSize?: number } = {}): Promise<void> {
+async function setUp(fakeOptions: FakeFilerOptions = {}, providerOptions: { timeoutMs?: number; retries?: number; listingPageSize?: number; entryCacheMs?: number } = {}): Promise<void> {
   fake = await startFakeFiler(fakeOptions)
   provider = new SeaweedFsProvider({ filerUrl: fake.url, rootPath: ROOT, logger, ...providerOptions })
   const attributes = await provider.open()
@@ -412,7 +412,7 @@ describe('SeaweedFS provider with a failing filer', () => {
   })
 
   it('down filer fails within the timeout', async () => {
-    await setUp({}, { timeoutMs: 500, retries: 2 })
+    await setUp({}, { timeoutMs: 500, retries: 2, entryCacheMs: 0 })
     fake.setDown(true)
     const started = Date.now()
     await expectCode(provider.getattr(root), 'JUKEBOX')
@@ -430,7 +430,7 @@ describe('SeaweedFS provider with a failing filer', () => {
   })
 
   it('unavailable filer fails after retries', async () => {
-    await setUp({ downMode: 'unavailable' }, { timeoutMs: 2_000, retries: 2 })
+    await setUp({ downMode: 'unavailable' }, { timeoutMs: 2_000, retries: 2, entryCacheMs: 0 })
     fake.setDown(true)
     fake.requests.length = 0
     await expectCode(provider.getattr(root), 'JUKEBOX')
@@ -439,7 +439,7 @@ describe('SeaweedFS provider with a failing filer', () => {
 
   it('internal errors fail with io after retries', async () => {
     let failing = false
-    await setUp({ fault: () => (failing ? { action: 'status', status: 500 } : undefined) }, { timeoutMs: 2_000, retries: 1 })
+    await setUp({ fault: () => (failing ? { action: 'status', status: 500 } : undefined) }, { timeoutMs: 2_000, retries: 1, entryCacheMs: 0 })
     failing = true
     fake.requests.length = 0
     await expectCode(provider.getattr(root), 'IO')
@@ -458,7 +458,7 @@ describe('SeaweedFS provider with a failing filer', () => {
 
   it('transient errors are retried for reads', async () => {
     let failures = 0
-    await setUp({ fault: (request) => (request.query.metadata === 'true' && failures++ < 2 ? { action: 'reset' } : undefined) }, { retries: 3 })
+    await setUp({ fault: (request) => (request.query.metadata === 'true' && failures++ < 2 ? { action: 'reset' } : undefined) }, { retries: 3, entryCacheMs: 0 })
     failures = 0
     const attributes = await provider.getattr(root)
     expect(attributes.type).toBe('dir')
@@ -488,6 +488,7 @@ describe('SeaweedFS writes of one file', () => {
   })
 
   it('cost two requests each when sequential', async () => {
+    // The metadata answer after each write is reused by the check before the next one.
     const node = await createFile('file', Buffer.from('first'))
     const before = fake.requests.length
 
@@ -495,6 +496,19 @@ describe('SeaweedFS writes of one file', () => {
 
     expect(fake.requests.length - before).toBe(8)
     expect(fake.readFile(`${ROOT}/file`)?.toString()).toBe('first' + 'again'.repeat(4))
+  })
+
+  it('show a change by another client after the cache time', async () => {
+    provider = new SeaweedFsProvider({ filerUrl: fake.url, rootPath: ROOT, logger, entryCacheMs: 50 })
+    await provider.open()
+    const node = await createFile('file', Buffer.from('first'))
+    expect((await provider.getattr(node)).sizeBytes).toBe(5)
+
+    const response = await fetch(`${fake.url}${ROOT}/file?offset=5`, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: 'second' })
+    expect(response.status).toBe(201)
+    await new Promise((resolve) => setTimeout(resolve, 60))
+
+    expect((await provider.getattr(node)).sizeBytes).toBe(11)
   })
 
   it('do not bring back a removed file', async () => {

@@ -9,10 +9,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import { Exists, FsalError, InvalidArgument, IsDirectory, NameTooLong, NotDirectory, NotEmpty, NotFound, NotSupported, Stale } from '../../fsal/errors.js'
 import type { FsalNode } from '../../fsal/node.js'
-import { FileAttributes, type CreateMode, type FsStat, type SetAttributes, type SetTime, type StableHow } from '../../fsal/types.js'
+import type { CreateMode, FileAttributes, FsStat, SetAttributes, SetTime, StableHow } from '../../fsal/types.js'
 import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
 import { attributesOf, CLIENT_TIMES_HEADER, parseFilerJson, type FilerEntry, type FilerListing } from './entry.js'
-import { FilerClient, type FilerResponse } from './filer-client.js'
+import { FilerClient, type FilerRequest, type FilerResponse } from './filer-client.js'
 
 /** File id of the root when the filer reports inode 0 for it (older filers). */
 export const SEAWEEDFS_ROOT_FILE_ID = 1
@@ -25,8 +25,10 @@ const LOOKUP_ONE_BY_ONE_MAX = 4
  * one is streamed in parts of this size through a copy, so memory use stays bounded.
  */
 const DEFAULT_REWRITE_PART_BYTES = 8 * 1024 * 1024
-/** Time after a write during which the next write of the file trusts its attributes (see writeNow). */
-const WRITTEN_ATTRIBUTES_MS = 1000
+/** How long a metadata answer of the filer is reused by default (see fetchEntry). */
+const DEFAULT_ENTRY_CACHE_MS = 1000
+/** Entries of the metadata cache before it is emptied, which bounds its memory. */
+const ENTRY_CACHE_MAX_ENTRIES = 10_000
 /** Filer directory for the copies that a streamed rewrite keeps until it completes. */
 const REWRITE_COPY_DIR = '/.aegis-node/rewrite'
 /** Reported by fsstat, because the filer's HTTP API does not expose its capacity. */
@@ -50,6 +52,11 @@ export interface SeaweedFsProviderOptions {
   replication?: string
   /** Part size of rewrites (default 8 MiB); larger rewrites stream through a copy on the filer. */
   rewritePartBytes?: number
+  /**
+   * How long a metadata answer of the filer is reused (default 1 s, 0 to ask every time). A change
+   * made by another client of the filer shows after this time at the latest.
+   */
+  entryCacheMs?: number
 }
 
 /** Returns a file id for an entry without an inode: 52 bits of the path's SHA-256, above the root's id. */
@@ -80,8 +87,11 @@ export class SeaweedFsProvider implements StorageProvider {
   private readonly rewritePartBytes: number
   /** Tail of the chain of changes to each file's content, by file id (see withFileLock). */
   private readonly fileLocks = new Map<number, Promise<unknown>>()
-  /** Attributes each file had after its last write through this provider, by file id (see writeNow). */
-  private readonly writtenAttributes = new Map<number, { attributes: FileAttributes; atMs: number }>()
+  private readonly entryCacheMs: number
+  /** Metadata answers by filer path (see fetchEntry). */
+  private readonly entryCache = new Map<string, { entry: FilerEntry | null; atMs: number }>()
+  /** Counts the changes sent to the filer, so that fetchEntry can tell an overtaken answer. */
+  private changeCount = 0
 
   constructor(options: SeaweedFsProviderOptions) {
     this.client = new FilerClient({ filerUrl: options.filerUrl, logger: options.logger, timeoutMs: options.timeoutMs, retries: options.retries })
@@ -91,6 +101,7 @@ export class SeaweedFsProvider implements StorageProvider {
     if (options.collection !== undefined) this.placement.collection = options.collection
     if (options.replication !== undefined) this.placement.replication = options.replication
     this.rewritePartBytes = options.rewritePartBytes ?? DEFAULT_REWRITE_PART_BYTES
+    this.entryCacheMs = options.entryCacheMs ?? DEFAULT_ENTRY_CACHE_MS
   }
 
   // ------------------------------------------------------------------ paths and entries
@@ -135,12 +146,46 @@ export class SeaweedFsProvider implements StorageProvider {
     return attributes
   }
 
-  /** Fetches an entry's metadata; returns null when the path names nothing. */
+  /**
+   * Fetches an entry's metadata; returns null when the path names nothing. Answers are reused for
+   * entryCacheMs, because every NFS request looks its file up at least twice (the handle, then the
+   * operation) and a sequential write would otherwise cost three requests instead of two. Every
+   * change sent to the filer empties the cache (see sendChange).
+   * NOTE: a file removed on the filer by another client is written again by a write that comes
+   * within that time.
+   */
   private async fetchEntry(path: string, what: string): Promise<FilerEntry | null> {
+    const nowMs = Date.now()
+    const cached = this.entryCache.get(path)
+    if (cached !== undefined && nowMs - cached.atMs < this.entryCacheMs) return cached.entry
+
+    const changeCount = this.changeCount
     const response = await this.client.send({ method: 'GET', path, query: { metadata: 'true' }, idempotent: true, what })
-    if (response.status === 404) return null
-    if (response.status !== 200) throw this.unexpected(what, response)
-    return parseFilerJson<FilerEntry>(response.body, what)
+    let entry: FilerEntry | null = null
+    if (response.status === 200) entry = parseFilerJson<FilerEntry>(response.body, what)
+    else if (response.status !== 404) throw this.unexpected(what, response)
+
+    // An answer that a change overtook describes the file before the change, so it is not kept.
+    if (changeCount === this.changeCount && this.entryCacheMs > 0) {
+      if (this.entryCache.size >= ENTRY_CACHE_MAX_ENTRIES) this.entryCache.clear()
+      this.entryCache.set(path, { entry, atMs: nowMs })
+    }
+    return entry
+  }
+
+  /** Sends a request that changes the filer, with the metadata cache emptied before and after it. */
+  private async sendChange(request: FilerRequest): Promise<FilerResponse> {
+    this.forgetEntries()
+    try {
+      return await this.client.send(request)
+    } finally {
+      this.forgetEntries()
+    }
+  }
+
+  private forgetEntries(): void {
+    this.changeCount++
+    this.entryCache.clear()
   }
 
   private async stat(path: string, what: string): Promise<FileAttributes | null> {
@@ -199,7 +244,7 @@ export class SeaweedFsProvider implements StorageProvider {
   private async upload(path: string, offset: number, data: Buffer, mode: number, what: string, headers: Record<string, string> = {}): Promise<void> {
     const query: Record<string, string> = { ...this.placement, mode: mode.toString(8) }
     if (offset > 0) query.offset = String(offset)
-    const response = await this.client.send({
+    const response = await this.sendChange({
       method: 'PUT',
       path,
       query,
@@ -362,12 +407,8 @@ export class SeaweedFsProvider implements StorageProvider {
     const path = this.pathOf(node)
 
     // An upload to a missing path creates a file, so a write to a removed file checks first
-    // instead of bringing the file back. Sequential writes skip that check for a second after the
-    // previous write of the file, which saves one request of three. Removing or renaming through
-    // this provider forgets the shortcut.
-    // NOTE: a file removed on the filer by another client within that second comes back.
-    const recent = this.writtenAttributes.get(node.fileId)
-    const current = recent !== undefined && Date.now() - recent.atMs < WRITTEN_ATTRIBUTES_MS ? recent.attributes : await this.statExisting(path, what)
+    // instead of bringing the file back.
+    const current = await this.statExisting(path, what)
     if (current.type === 'dir') throw new IsDirectory(`${what}: is a directory`)
 
     if (offset > 0 && data.length > 0) {
@@ -376,10 +417,7 @@ export class SeaweedFsProvider implements StorageProvider {
       await this.writeAtStart(path, current, data, what)
     }
 
-    const attributes = await this.statExisting(path, what)
-    // A copy, because callers may change the attributes they are given.
-    this.writtenAttributes.set(node.fileId, { attributes: Object.assign(new FileAttributes(), attributes), atMs: Date.now() })
-    return { count: data.length, committed: 2, attributes }
+    return { count: data.length, committed: 2, attributes: await this.statExisting(path, what) }
   }
 
   /**
@@ -431,7 +469,7 @@ export class SeaweedFsProvider implements StorageProvider {
 
   /** Creates a directory: a POST without Content-Type to the path with a trailing "/". */
   private async mkdirAt(path: string, mode: number, what: string): Promise<void> {
-    const response = await this.client.send({ method: 'POST', path, trailingSlash: true, query: { mode: mode.toString(8) }, idempotent: false, what })
+    const response = await this.sendChange({ method: 'POST', path, trailingSlash: true, query: { mode: mode.toString(8) }, idempotent: false, what })
     if (response.status === 409) {
       const body = response.body.toString('utf8')
       if (body.includes('already exists')) throw new Exists(`${what}: the name already exists`)
@@ -461,14 +499,13 @@ export class SeaweedFsProvider implements StorageProvider {
 
   /** Deletes without `recursive`, so the filer refuses a non-empty directory instead of emptying it. */
   private async deleteAt(path: string, what: string): Promise<void> {
-    const response = await this.client.send({ method: 'DELETE', path, idempotent: false, what })
+    const response = await this.sendChange({ method: 'DELETE', path, idempotent: false, what })
     if (response.status === 204 || response.status === 200) return
     if (response.status === 500 && response.body.toString('utf8').includes('non-empty')) throw new NotEmpty(`${what}: the directory is not empty`)
     throw this.unexpected(what, response)
   }
 
   async remove(dir: FsalNode, name: string): Promise<FileAttributes> {
-    this.writtenAttributes.clear()
     const what = `remove ${name} in ${dir.path()}`
     const path = this.childPathOf(dir, name)
     const attributes = await this.stat(path, what)
@@ -494,7 +531,6 @@ export class SeaweedFsProvider implements StorageProvider {
   }
 
   async rename(fromDir: FsalNode, fromName: string, toDir: FsalNode, toName: string): Promise<FileAttributes | null> {
-    this.writtenAttributes.clear()
     const what = `rename ${fromName} in ${fromDir.path()} to ${toName} in ${toDir.path()}`
     const fromPath = this.childPathOf(fromDir, fromName)
     const toPath = this.childPathOf(toDir, toName)
@@ -532,7 +568,7 @@ export class SeaweedFsProvider implements StorageProvider {
 
   /** Moves an entry with `mv.from`; the filer replaces a compatible target atomically. */
   private async move(fromPath: string, toPath: string, what: string): Promise<void> {
-    const response = await this.client.send({ method: 'POST', path: toPath, query: { 'mv.from': fromPath }, idempotent: false, what })
+    const response = await this.sendChange({ method: 'POST', path: toPath, query: { 'mv.from': fromPath }, idempotent: false, what })
     if (response.status === 204 || response.status === 200) return
     const body = response.body.toString('utf8')
     if (response.status === 400 && body.includes('no entry is found')) throw new NotFound(`${what}: the source is gone`)
@@ -555,7 +591,6 @@ export class SeaweedFsProvider implements StorageProvider {
   }
 
   private async setattrNow(node: FsalNode, changes: SetAttributes): Promise<FileAttributes> {
-    this.writtenAttributes.delete(node.fileId)
     const what = `setattr ${node.path()}`
     const path = this.pathOf(node)
     let current = await this.statExisting(path, what)
