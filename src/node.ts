@@ -70,7 +70,7 @@ function processExists(pid: number): boolean {
   }
 }
 
-/** The host directory that stores a volume: a hostPath, or the root of an OpenDAL fs volume written in the file. */
+/** Returns the host directory that stores a volume: a hostPath, or the root of an OpenDAL fs volume written in the file. */
 function hostDirectoryOf(volume: VolumeConfig): string | null {
   if (volume.type === 'hostPath') return String(volume.config.path)
   if (volume.type === 'opendal' && volume.provider === 'fs' && typeof volume.config.root === 'string' && !isReference(volume.config.root)) return volume.config.root

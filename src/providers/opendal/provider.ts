@@ -44,7 +44,7 @@ export interface OpenDalProviderOptions {
   /** Part size when the service takes multipart uploads, and of the copies made for staging (default 8 MiB). */
   uploadChunkBytes?: number
   /**
-   * How long a metadata answer of the service is reused (default 1 s, 0 to ask every time). A
+   * How long a metadata response of the service is reused (default 1 s, 0 to ask every time). A
    * change made by another client of the service shows after this time at the latest.
    */
   statCacheMs?: number
@@ -113,9 +113,9 @@ export class OpenDalProvider implements StorageProvider {
   private readonly canWriteMulti: boolean
   private readonly staged = new Map<number, StagedFile>()
   private readonly statCacheMs: number
-  /** Metadata answers by key (see statKey). */
+  /** Metadata responses by key (see statKey). */
   private readonly statCache = new Map<string, { metadata: Metadata | null; atMs: number }>()
-  /** Counts the changes made through this provider, so that statKey can tell an overtaken answer. */
+  /** Counts the changes made through this provider, so that statKey can tell an overtaken response. */
   private statGeneration = 0
   /** Tail of the chain of staging operations per file id, which run one at a time. */
   private readonly fileLocks = new Map<number, Promise<unknown>>()
@@ -153,7 +153,7 @@ export class OpenDalProvider implements StorageProvider {
 
   /**
    * Returns the object's metadata under the key of `type`, or null when the key names nothing.
-   * Answers are kept for statCacheMs, because every NFS request looks its object up at least
+   * Responses are kept for statCacheMs, because every NFS request looks its object up at least
    * twice (the handle, then the operation), and each lookup is a request to the service. Any
    * change made through this provider empties the cache; `fresh` skips it.
    */
@@ -172,7 +172,7 @@ export class OpenDalProvider implements StorageProvider {
       if (kindOf(error) !== 'NotFound') throw toFsalError(error, what)
       metadata = null
     }
-    // An answer that a change overtook describes the object before the change, so it is not kept.
+    // A response that a change overtook describes the object before the change, so it is not kept.
     if (generation === this.statGeneration && this.statCacheMs > 0) {
       if (this.statCache.size >= STAT_CACHE_MAX_ENTRIES) this.statCache.clear()
       this.statCache.set(key, { metadata, atMs: nowMs })
@@ -188,7 +188,7 @@ export class OpenDalProvider implements StorageProvider {
 
   /**
    * Runs a change to the service with the metadata cache emptied before and after it, so that no
-   * answer from before the change stays in the cache.
+   * response from before the change stays in the cache.
    */
   private async changing<T>(change: () => Promise<T>): Promise<T> {
     this.forgetStats()
@@ -413,8 +413,8 @@ export class OpenDalProvider implements StorageProvider {
       // Services without directories (some object stores) have nothing to create.
       if (kindOf(error) !== 'Unsupported') throw toFsalError(error, 'open')
     }
-    // Object stores answer for their root without a request, so a missing bucket or a wrong key
-    // would only show at the first request of an agent; a listing shows it now.
+    // Object stores report their root without sending a request, so a missing bucket or a wrong
+    // key would only show at the first request of an agent. A listing shows it now.
     try {
       await this.operator.check()
     } catch (error) {

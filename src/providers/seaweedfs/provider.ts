@@ -25,7 +25,7 @@ const LOOKUP_ONE_BY_ONE_MAX = 4
  * one is streamed in parts of this size through a copy, so memory use stays bounded.
  */
 const DEFAULT_REWRITE_PART_BYTES = 8 * 1024 * 1024
-/** How long a metadata answer of the filer is reused by default (see fetchEntry). */
+/** How long a metadata response of the filer is reused by default (see fetchEntry). */
 const DEFAULT_ENTRY_CACHE_MS = 1000
 /** Entries of the metadata cache before it is emptied, which bounds its memory. */
 const ENTRY_CACHE_MAX_ENTRIES = 10_000
@@ -53,7 +53,7 @@ export interface SeaweedFsProviderOptions {
   /** Part size of rewrites (default 8 MiB); larger rewrites stream through a copy on the filer. */
   rewritePartBytes?: number
   /**
-   * How long a metadata answer of the filer is reused (default 1 s, 0 to ask every time). A change
+   * How long a metadata response of the filer is reused (default 1 s, 0 to ask every time). A change
    * made by another client of the filer shows after this time at the latest.
    */
   entryCacheMs?: number
@@ -88,9 +88,9 @@ export class SeaweedFsProvider implements StorageProvider {
   /** Tail of the chain of changes to each file's content, by file id (see withFileLock). */
   private readonly fileLocks = new Map<number, Promise<unknown>>()
   private readonly entryCacheMs: number
-  /** Metadata answers by filer path (see fetchEntry). */
+  /** Metadata responses by filer path (see fetchEntry). */
   private readonly entryCache = new Map<string, { entry: FilerEntry | null; atMs: number }>()
-  /** Counts the changes sent to the filer, so that fetchEntry can tell an overtaken answer. */
+  /** Counts the changes sent to the filer, so that fetchEntry can tell an overtaken response. */
   private changeCount = 0
 
   constructor(options: SeaweedFsProviderOptions) {
@@ -165,7 +165,7 @@ export class SeaweedFsProvider implements StorageProvider {
     if (response.status === 200) entry = parseFilerJson<FilerEntry>(response.body, what)
     else if (response.status !== 404) throw this.unexpected(what, response)
 
-    // An answer that a change overtook describes the file before the change, so it is not kept.
+    // A response that a change overtook describes the file before the change, so it is not kept.
     if (changeCount === this.changeCount && this.entryCacheMs > 0) {
       if (this.entryCache.size >= ENTRY_CACHE_MAX_ENTRIES) this.entryCache.clear()
       this.entryCache.set(path, { entry, atMs: nowMs })
@@ -294,11 +294,10 @@ export class SeaweedFsProvider implements StorageProvider {
   }
 
   /**
-   * Rewrites a file larger than one part, holding one part in memory at a time: the kept bytes are
-   * copied part by part to a file under REWRITE_COPY_DIR, the first part (patched) replaces the
-   * file, and the other parts are written back in place from the copy. Until the last part is
-   * back, the copy holds the whole content: a failure leaves it there and logs its path, so that
-   * nothing is lost.
+   * Rewrites a file larger than one part, holding one part in memory at a time. The kept bytes are
+   * copied part by part to a file under REWRITE_COPY_DIR. The first part (patched) then replaces
+   * the file, and the other parts are written back in place from the copy. Until the last part is
+   * back, the copy holds the whole content, so a failure leaves it there and logs its path.
    */
   private async streamRewrite(path: string, keepBytes: number, patch: Buffer, mode: number, what: string): Promise<void> {
     const copyPath = `${REWRITE_COPY_DIR}/${randomBytes(12).toString('hex')}`
