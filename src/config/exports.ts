@@ -4,9 +4,6 @@ import { ipFamily, isUnspecifiedAddress } from './network.js'
 import type { NodeConfig, VolumeConfig } from './schema.js'
 import { formatSize } from './size.js'
 
-/** Volume types this version has a storage provider for. */
-const SERVED_TYPES: readonly string[] = ['local', 'hostPath', 'seal', 'seaweedfs']
-
 /** Returns the host that clients connect to: nfs.advertise_host, or else the bind address. */
 export function advertisedHost(config: NodeConfig): string {
   return config.nfs.advertiseHost ?? config.nfs.bind
@@ -109,11 +106,7 @@ export function formatExports(config: NodeConfig, port: number): string {
 
   const blocks = [
     header.join('\n'),
-    ...config.volumes.map((volume) => {
-      const block = formatVolume(config, volume, port)
-      if (SERVED_TYPES.includes(volume.type)) return block
-      return `# Note: volume ${volume.name} has type ${volume.type}, which this version cannot serve yet; "serve" refuses to start with it.\n${block}`
-    })
+    ...config.volumes.map((volume) => formatVolume(config, volume, port))
   ]
   return blocks.join('\n\n') + '\n'
 }

@@ -154,14 +154,14 @@ describe('aegis-node serve', () => {
     expect(await node.exited).toBe(0)
   })
 
-  it('refuses a volume without a provider', () => {
+  it('refuses a volume whose backend cannot be opened', () => {
     const dir = makeTempDir()
-    const config = writeConfig(dir, `  - name: shared-data\n    type: opendal\n    provider: memory\n    mount_path: /workspace/shared-data\n    access_mode: read-write\n`)
+    // Port 1 of the loopback address: nothing listens there, so the connection is refused at once.
+    const config = writeConfig(dir, `  - name: shared-data\n    type: opendal\n    provider: webdav\n    config: {endpoint: "http://127.0.0.1:1/"}\n    mount_path: /workspace/shared-data\n    access_mode: read-write\n`)
     const result = run(['serve', '--config', config])
     expect(result.status).toBe(2)
-    expect(result.stderr).toContain('shared-data')
-    expect(result.stderr).toContain('opendal')
-    expect(fs.existsSync(path.join(dir, 'data'))).toBe(false)
+    expect(result.stderr).toContain('volume shared-data')
+    expect(result.stderr).toContain('could not open the opendal webdav backend')
   })
 
   it('refuses a missing hostPath directory', () => {

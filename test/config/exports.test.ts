@@ -140,3 +140,10 @@ describe('formatExports', () => {
     expect(formatExports(config, 2049).split('\n')[0]).toBe('# Node storage-1: 2 NFSv3 export(s) at 127.0.0.1, port 2049')
   })
 })
+
+describe('formatExports notes', () => {
+  it('adds no note for an opendal volume', () => {
+    const config = parse(twoVolumes(''))
+    expect(formatExports(config, 2049)).not.toContain('# Note: volume')
+  })
+})
