@@ -1,12 +1,14 @@
 // AegisNode: wires the configuration, AegisFSAL, the providers and the NFS endpoint together.
 
 import { createHash, randomBytes } from 'node:crypto'
+import { lookup as dnsLookup } from 'node:dns/promises'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import type { NodeConfig, VolumeConfig } from './config/index.js'
 import { mountCommand } from './config/index.js'
+import { resolvesToMetadata } from './config/opendal.js'
 import { AuditSink, isoNow } from './fsal/audit.js'
 import { AegisFsal } from './fsal/fsal.js'
 import { HandleCodec } from './fsal/handle.js'
@@ -290,6 +292,12 @@ export class AegisNode {
     const config = this.config
     // Check every volume before creating anything, so that a bad one leaves no trace behind.
     config.volumes.forEach((volume, index) => this.checkVolume(volume, index))
+    for (const [index, volume] of config.volumes.entries()) {
+      if (volume.type !== 'seaweedfs') continue
+      const filerUrl = String(volume.config.filer_url)
+      const address = await resolvesToMetadata(new URL(filerUrl).hostname, (hostname) => dnsLookup(hostname, { all: true }))
+      if (address !== null) throw this.volumeError(index, '.config.filer_url', `the host of ${filerUrl} resolves to ${address}, a cloud metadata service or a link-local address; write the filer address`)
+    }
     fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
     this.lockDataDir()
     try {

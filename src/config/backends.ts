@@ -5,7 +5,7 @@ import { describeKind, describeValue } from './errors.js'
 import { childField, isUnset } from './fields.js'
 import type { FieldReader, PlainMap } from './fields.js'
 import { readAbsolutePath } from './paths.js'
-import { checkOptionValue, opendalServices, optionKindOf, type OpendalService } from './opendal.js'
+import { checkOptionValue, isMetadataHost, opendalServices, optionKindOf, type OpendalService } from './opendal.js'
 import type { VolumeType } from './schema.js'
 
 export const hostPathConfigKeys = ['path'] as const
@@ -102,6 +102,13 @@ export function readHttpUrl(reader: FieldReader, value: unknown, field: string):
   }
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
     reader.fail(field, `${describeValue(text)} is not an http or https URL; write the filer address, such as http://127.0.0.1:8888`)
+  }
+  // The text may contain a password, so this message leaves it out.
+  if (url.username !== '' || url.password !== '') {
+    reader.fail(field, 'the URL contains a user name or password; remove them, because the node sends no credentials to the filer')
+  }
+  if (isMetadataHost(url.hostname)) {
+    reader.fail(field, `${describeValue(text)} is a cloud metadata service or a link-local address; write the filer address`)
   }
   return text
 }

@@ -6,7 +6,7 @@
 // The same checks run twice: when the config is read, on every value written in the file, and
 // when the node starts, on the values that `secret:` and `env:` references resolve to.
 
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
 
 import { describeValue } from './errors.js'
 
@@ -140,19 +140,54 @@ export function optionKindOf(service: OpendalService, name: string): OptionKind 
   return Object.hasOwn(opendalServices[service].options, name) ? opendalServices[service].options[name]! : null
 }
 
-/**
- * Host names and addresses of the instance metadata services of the large clouds. An endpoint
- * there would hand the node's own cloud identity to the author of the volume config.
- */
-const metadataHosts = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'fd00:ec2::254', '100.100.100.200'])
+/** Host names of the instance metadata services of the large clouds. */
+const metadataNames = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data'])
 
-/** True for a host that is a metadata service or an IPv4/IPv6 link-local address (169.254.169.254 and the like). */
+/**
+ * Addresses of the instance metadata services: IPv4 link-local (169.254.169.254 and the like),
+ * Alibaba's 100.100.100.200, IPv6 link-local, AWS's fd00:ec2::254, and the IPv4 link-local range
+ * written as IPv6 (BlockList matches IPv4-mapped addresses such as ::ffff:169.254.169.254 against
+ * the IPv4 rules; the NAT64 and IPv4-compatible forms are listed here).
+ */
+const metadataAddresses = new BlockList()
+metadataAddresses.addSubnet('169.254.0.0', 16, 'ipv4')
+metadataAddresses.addAddress('100.100.100.200', 'ipv4')
+metadataAddresses.addSubnet('fe80::', 10, 'ipv6')
+metadataAddresses.addAddress('fd00:ec2::254', 'ipv6')
+metadataAddresses.addSubnet('64:ff9b::a9fe:0', 112, 'ipv6')
+metadataAddresses.addSubnet('::a9fe:0', 112, 'ipv6')
+
+/**
+ * Returns true for a host that is a metadata service by name or by address. An endpoint there
+ * would hand the node's own cloud identity to the author of the volume config. Host names that
+ * merely resolve to such an address are caught when the node starts (see resolvesToMetadata).
+ */
 export function isMetadataHost(hostname: string): boolean {
   const host = hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '')
-  if (metadataHosts.has(host)) return true
-  if (isIP(host) === 4) return host.startsWith('169.254.')
-  if (isIP(host) === 6) return /^fe[89ab][0-9a-f]:/.test(host)
-  return false
+  if (metadataNames.has(host)) return true
+  const family = isIP(host)
+  if (family === 0) return false
+  return metadataAddresses.check(host, family === 4 ? 'ipv4' : 'ipv6')
+}
+
+/** Resolves a host name to its addresses, as dns.promises.lookup with `all` does. */
+export type HostLookup = (hostname: string) => Promise<Array<{ address: string }>>
+
+/**
+ * Returns the first address of `hostname` that is a metadata service, or null. A name that
+ * cannot be resolved yields null, and the connection fails later with its own message.
+ * NOTE: the name is resolved once, at start. A name whose DNS answer changes afterwards is not
+ * checked again.
+ */
+export async function resolvesToMetadata(hostname: string, lookup: HostLookup): Promise<string | null> {
+  if (isIP(hostname.replace(/^\[|\]$/g, '')) !== 0) return null
+  let addresses: Array<{ address: string }>
+  try {
+    addresses = await lookup(hostname)
+  } catch {
+    return null
+  }
+  return addresses.find((entry) => isMetadataHost(entry.address))?.address ?? null
 }
 
 /**

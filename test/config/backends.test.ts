@@ -109,6 +109,15 @@ describe('seaweedfs config', () => {
     expect(parse(text).volumes[0].config.filer_url).toBe('http://127.0.0.1:9999')
   })
 
+  it('rejects a filer URL with credentials without showing them', () => {
+    const error = expectConfigError(seaweed('{filer_url: "http://u:FilerPass-31@127.0.0.1:8888"}'), field('config.filer_url'), 'user name or password')
+    expect(error.message).not.toContain('FilerPass-31')
+  })
+
+  it.each(['http://169.254.169.254:8888', 'http://[::ffff:169.254.169.254]:8888'])('rejects the metadata filer %s', (url) => {
+    expectConfigError(seaweed(`{filer_url: "${url}"}`), field('config.filer_url'), 'metadata service')
+  })
+
   it('rejects a node filer that is not a URL', () => {
     expectConfigError(oneVolume({ type: 'seaweedfs' }, 'seaweedfs: {filer_url: "filer:8888"}\n'), 'seaweedfs.filer_url', '"filer:8888"', 'not an http or https URL')
   })
@@ -177,7 +186,19 @@ describe('opendal config', () => {
     expectConfigError(opendal(`{bucket: b, endpoint: "${endpoint}"}`), field('config.endpoint'), 'is not an http or https URL')
   })
 
-  it.each(['http://169.254.169.254/latest', 'http://metadata.google.internal/', 'http://[fd00:ec2::254]/', 'http://[fe80::1]:80/'])('rejects the metadata endpoint %s', (endpoint) => {
+  it.each([
+    'http://169.254.169.254/latest',
+    'http://metadata.google.internal/',
+    'http://[fd00:ec2::254]/',
+    'http://[fe80::1]:80/',
+    'http://[::ffff:169.254.169.254]/',
+    'http://[::ffff:a9fe:a9fe]/',
+    'http://[64:ff9b::a9fe:a9fe]/',
+    'http://[::169.254.169.254]/',
+    'http://2852039166/',
+    'http://0xa9.0xfe.0xa9.0xfe/',
+    'http://100.100.100.200/'
+  ])('rejects the metadata endpoint %s', (endpoint) => {
     expectConfigError(opendal(`{bucket: b, endpoint: "${endpoint}"}`), field('config.endpoint'), 'metadata service or a link-local address')
   })
 

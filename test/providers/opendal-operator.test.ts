@@ -86,6 +86,19 @@ describe('opendal operator options', () => {
     expect(error.message).toContain('metadata service')
   })
 
+  it('rejects a host name that resolves to a metadata service', async () => {
+    const lookup = async (hostname: string) => (hostname === 'storage.example.test' ? [{ address: '10.0.0.7' }, { address: '169.254.169.254' }] : [])
+    const error = await optionError(operatorOptions('s3', { bucket: 'b', endpoint: 'http://storage.example.test:9000' }, resolver(), lookup))
+    expect(error.option).toBe('endpoint')
+    expect(error.message).toContain('resolves to 169.254.169.254')
+  })
+
+  it('accepts a host name that resolves elsewhere', async () => {
+    const lookup = async () => [{ address: '127.0.0.1' }]
+    const { options } = await operatorOptions('webdav', { endpoint: 'http://dav.example.test:8080' }, resolver(), lookup)
+    expect(options.endpoint).toBe('http://dav.example.test:8080')
+  })
+
   it('never shows a resolved credential that does not suit its option', async () => {
     const error = await optionError(operatorOptions('webdav', { endpoint: 'http://127.0.0.1:8080', password: 'env:DAV_PASSWORD' }, resolver({ DAV_PASSWORD: 'line1\nline2-secret' })))
     expect(error.message).toContain('control character')

@@ -3,9 +3,11 @@
 // keep OpenDAL from ambient credentials and cloud metadata services are switched on unless the
 // volume sets them itself.
 
+import { lookup as dnsLookup } from 'node:dns/promises'
+
 import { Operator } from 'opendal'
 
-import { checkOptionValue, opendalServices, optionKindOf, type OpendalService } from '../../config/opendal.js'
+import { checkOptionValue, opendalServices, optionKindOf, resolvesToMetadata, type HostLookup, type OpendalService } from '../../config/opendal.js'
 import { isReference, SecretResolutionError, type SecretResolver } from '../../secrets/index.js'
 
 /** Region given to an S3 service that names none, which S3-compatible servers accept. */
@@ -45,7 +47,12 @@ function regionOfEndpoint(endpoint: string | undefined): string | null {
  * Throws OpendalOptionError for a reference that does not resolve or a resolved value that does
  * not suit its option.
  */
-export async function operatorOptions(service: OpendalService, config: Record<string, unknown>, secrets: SecretResolver): Promise<OperatorOptions> {
+export async function operatorOptions(
+  service: OpendalService,
+  config: Record<string, unknown>,
+  secrets: SecretResolver,
+  lookup: HostLookup = (hostname) => dnsLookup(hostname, { all: true })
+): Promise<OperatorOptions> {
   const options: Record<string, string> = {}
   for (const [key, written] of Object.entries(config)) {
     const kind = optionKindOf(service, key)
@@ -64,6 +71,15 @@ export async function operatorOptions(service: OpendalService, config: Record<st
     const problem = checkOptionValue(service, key, kind, value)
     if (problem !== null) throw new OpendalOptionError(key, `${written} resolved to a value that does not suit the option: ${problem}`)
     options[key] = value
+  }
+
+  // A host name may lead to a metadata service that its text does not show.
+  for (const [key, value] of Object.entries(options)) {
+    if (optionKindOf(service, key) !== 'url') continue
+    const address = await resolvesToMetadata(new URL(value).hostname, lookup)
+    if (address !== null) {
+      throw new OpendalOptionError(key, `the host of ${JSON.stringify(value)} resolves to ${address}, a cloud metadata service or a link-local address; use the storage service's endpoint`)
+    }
   }
 
   const defaulted: Record<string, string> = {}
