@@ -215,7 +215,8 @@ export class AegisNode {
       // The memory service starts empty, so the file ids of an earlier run name nothing.
       fs.rmSync(stateDir, { recursive: true, force: true })
     }
-    return new OpenDalProvider({ scheme: service, options: {}, operator, stateDir, logger })
+    const hostRoot = service === 'fs' ? prepared.options.root : undefined
+    return new OpenDalProvider({ scheme: service, options: {}, operator, stateDir, logger, hostRoot })
   }
 
   /**

@@ -7,7 +7,7 @@
 // provider escapes such characters in keys (src/providers/opendal/keys.ts). The inspectors below
 // escape names the same way to find what the provider stored.
 
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Operator } from 'opendal'
@@ -33,7 +33,8 @@ const fsFixture: ProviderFixture = {
     const baseDir = await mkdtemp(join(tmpdir(), 'aegis-opendal-fs-'))
     const root = join(baseDir, 'root')
     const stateDir = join(baseDir, 'state')
-    const provider = () => new OpenDalProvider({ scheme: 'fs', options: { root }, stateDir, logger })
+    await mkdir(root)
+    const provider = () => new OpenDalProvider({ scheme: 'fs', options: { root }, stateDir, logger, hostRoot: root })
     const hostPath = (names: readonly string[]) => join(root, ...names.map(encodeName))
     return {
       provider: provider(),

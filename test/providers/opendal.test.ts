@@ -2,7 +2,7 @@
 // stay local until COMMIT, a stable write or the idle upload, and reads see them before that. A
 // staging file left by a crash is uploaded at the next open.
 
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Operator } from 'opendal'
@@ -278,5 +278,71 @@ describe('OpenDAL provider requests', () => {
     await new Promise((resolve) => setTimeout(resolve, 60))
 
     expect((await provider.getattr(file)).sizeBytes).toBe(10)
+  })
+})
+
+describe('OpenDAL fs volumes on the host', () => {
+  let outside: string
+
+  beforeEach(async () => {
+    baseDir = await mkdtemp(join(tmpdir(), 'aegis-opendal-'))
+    backendRoot = join(baseDir, 'root')
+    stateDir = join(baseDir, 'state')
+    outside = join(baseDir, 'outside')
+    await mkdir(backendRoot)
+    await mkdir(outside)
+    await writeFile(join(outside, 'secret.txt'), 'host secret')
+    await openProvider({ hostRoot: backendRoot })
+  })
+
+  afterEach(async () => {
+    await provider?.close()
+    await rm(baseDir, { recursive: true, force: true })
+  })
+
+  async function expectDenied(promise: Promise<unknown>): Promise<void> {
+    const error = await promise.then(
+      () => null,
+      (caught: unknown) => caught
+    )
+    expect(error).toBeInstanceOf(FsalError)
+    expect((error as FsalError).code).toBe('ACCES')
+  }
+
+  it('refuses a host link to a directory outside', async () => {
+    await symlink(outside, join(backendRoot, 'linked'))
+
+    await expectDenied(provider.lookup(root, 'linked'))
+  })
+
+  it('refuses a host link to a file outside', async () => {
+    await symlink(join(outside, 'secret.txt'), join(backendRoot, 'secret.txt'))
+
+    await expectDenied(provider.lookup(root, 'secret.txt'))
+  })
+
+  it('refuses a create under a linked directory', async () => {
+    const dir = nodeOf(root, 'dir', await provider.mkdir(root, 'dir', 0o755))
+    await rm(join(backendRoot, 'dir'), { recursive: true })
+    await symlink(outside, join(backendRoot, 'dir'))
+
+    await expectDenied(provider.create(dir, 'planted', 0o644, 'guarded'))
+    expect(await readdir(outside)).toEqual(['secret.txt'])
+  })
+
+  it('follows a host link that stays inside', async () => {
+    await writeFile(join(backendRoot, 'real.txt'), 'inside')
+    await symlink(join(backendRoot, 'real.txt'), join(backendRoot, 'alias.txt'))
+
+    expect((await provider.lookup(root, 'alias.txt')).sizeBytes).toBe(6)
+  })
+
+  it('writes files and directories only the node user can read', async () => {
+    const file = await createFile('file')
+    await provider.write(file, 0, Buffer.from('data'), 2)
+    await provider.mkdir(root, 'dir', 0o777)
+
+    expect((await stat(join(backendRoot, 'file'))).mode & 0o777).toBe(0o600)
+    expect((await stat(join(backendRoot, 'dir'))).mode & 0o777).toBe(0o700)
   })
 })

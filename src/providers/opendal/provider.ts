@@ -7,7 +7,9 @@
 // - escaped keys, because OpenDAL trims and rewrites some paths (keys.ts).
 // Directories are keys ending in "/", made with createDir.
 
-import { rm } from 'node:fs/promises'
+import { realpathSync } from 'node:fs'
+import { chmod, realpath, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { Operator, type Metadata } from 'opendal'
 import type { Logger } from 'pino'
 import { Exists, FsalError, InvalidArgument, IsDirectory, NotDirectory, NotEmpty, NotFound, NotSupported, Stale, AccessDenied } from '../../fsal/errors.js'
@@ -43,6 +45,12 @@ export interface OpenDalProviderOptions {
   idleUploadMs?: number
   /** Part size when the service takes multipart uploads, and of the copies made for staging (default 8 MiB). */
   uploadChunkBytes?: number
+  /**
+   * The host directory behind an fs service, when there is one. OpenDAL's fs service follows
+   * symbolic links, so the provider then checks that every key resolves inside this directory,
+   * and gives what it writes modes that only the node's user can read.
+   */
+  hostRoot?: string
   /**
    * How long a metadata response of the service is reused (default 1 s, 0 to ask every time). A
    * change made by another client of the service shows after this time at the latest.
@@ -113,6 +121,8 @@ export class OpenDalProvider implements StorageProvider {
   private readonly canWriteMulti: boolean
   private readonly staged = new Map<number, StagedFile>()
   private readonly statCacheMs: number
+  /** The real path of OpenDalProviderOptions.hostRoot, or null. */
+  private readonly hostRoot: string | null
   /** Metadata responses by key (see statKey). */
   private readonly statCache = new Map<string, { metadata: Metadata | null; atMs: number }>()
   /** Counts the changes made through this provider, so that statKey can tell an overtaken response. */
@@ -128,6 +138,7 @@ export class OpenDalProvider implements StorageProvider {
     this.idleUploadMs = config.idleUploadMs ?? DEFAULT_IDLE_UPLOAD_MS
     this.uploadChunkBytes = config.uploadChunkBytes ?? DEFAULT_UPLOAD_CHUNK_BYTES
     this.statCacheMs = config.statCacheMs ?? DEFAULT_STAT_CACHE_MS
+    this.hostRoot = config.hostRoot === undefined ? null : realpathSync(config.hostRoot)
     const capability = this.operator.capability()
     this.canRename = capability.rename
     this.canWriteMulti = capability.writeCanMulti
@@ -159,6 +170,7 @@ export class OpenDalProvider implements StorageProvider {
    */
   private async statKey(path: string, type: ObjectType, what: string, fresh = false): Promise<Metadata | null> {
     const key = type === 'dir' ? dirKey(path) : fileKey(path)
+    await this.confine(key, what)
     const nowMs = Date.now()
     const cached = this.statCache.get(key)
     if (!fresh && cached !== undefined && nowMs - cached.atMs < this.statCacheMs) return cached.metadata
@@ -178,6 +190,38 @@ export class OpenDalProvider implements StorageProvider {
       this.statCache.set(key, { metadata, atMs: nowMs })
     }
     return metadata
+  }
+
+  /**
+   * Throws AccessDenied when `key` resolves outside hostRoot on the host: a symbolic link made on
+   * the host, since agents cannot make one here. The deepest part of the key that exists is
+   * checked, so a key under a linked directory is caught before it is created.
+   * NOTE: a link made on the host between this check and the service's own access is followed.
+   */
+  private async confine(key: string, what: string): Promise<void> {
+    if (this.hostRoot === null) return
+    let hostPath = join(this.hostRoot, key)
+    for (;;) {
+      try {
+        const real = await realpath(hostPath)
+        if (real === this.hostRoot || real.startsWith(`${this.hostRoot}/`)) return
+        this.logger.warn({ key, real }, `${what}: the key resolves outside the volume on the host; access refused`)
+        throw new AccessDenied(`${what}: ${key} resolves outside the volume on the host`)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || hostPath === this.hostRoot) throw error
+        hostPath = dirname(hostPath)
+      }
+    }
+  }
+
+  /** Gives an object that the fs service wrote a mode that only the node's user can use. */
+  private async restrictHostMode(key: string, type: ObjectType): Promise<void> {
+    if (this.hostRoot === null) return
+    try {
+      await chmod(join(this.hostRoot, key), type === 'dir' ? 0o700 : 0o600)
+    } catch (error) {
+      this.logger.warn({ err: error, key }, 'could not restrict the host mode of an object')
+    }
   }
 
   /** Empties the metadata cache. */
@@ -344,6 +388,7 @@ export class OpenDalProvider implements StorageProvider {
     const version = staged.version
     const key = fileKey(path)
     try {
+      await this.confine(key, what)
       await this.changing(async () => {
         if (this.canWriteMulti && staged.sizeBytes > this.uploadChunkBytes) {
           const writer = await this.operator.writer(key, { chunk: BigInt(this.uploadChunkBytes) })
@@ -355,6 +400,7 @@ export class OpenDalProvider implements StorageProvider {
           await this.operator.write(key, await staged.readAt(0, staged.sizeBytes))
         }
       })
+      await this.restrictHostMode(key, 'file')
     } catch (error) {
       const converted = toFsalError(error, `${what} ${path}`)
       this.logger.error({ err: converted, path, fileId }, 'upload of staged data failed; it stays staged')
@@ -453,6 +499,7 @@ export class OpenDalProvider implements StorageProvider {
   /** Lists a directory's keys, without the directory itself (the fs service returns it too). */
   private async listKeys(path: string, what: string): Promise<string[]> {
     const key = dirKey(path)
+    await this.confine(key, what)
     try {
       const entries = await this.operator.list(key)
       return entries.map((entry) => entry.path()).filter((entryKey) => entryKey !== key && entryKey !== '/' && entryKey !== '')
@@ -511,6 +558,7 @@ export class OpenDalProvider implements StorageProvider {
   }
 
   private async readRange(path: string, offset: number, length: number, what: string): Promise<Buffer> {
+    await this.confine(fileKey(path), what)
     try {
       return await this.operator.read(fileKey(path), { offset: BigInt(offset), size: BigInt(length) })
     } catch (error) {
@@ -571,6 +619,7 @@ export class OpenDalProvider implements StorageProvider {
 
     try {
       await this.changing(() => this.operator.write(fileKey(path), Buffer.alloc(0)))
+      await this.restrictHostMode(fileKey(path), 'file')
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -587,6 +636,7 @@ export class OpenDalProvider implements StorageProvider {
 
     try {
       await this.changing(() => this.operator.createDir(dirKey(path)))
+      await this.restrictHostMode(dirKey(path), 'dir')
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -712,6 +762,7 @@ export class OpenDalProvider implements StorageProvider {
         await this.operator.write(toKey, await this.operator.read(fromKey))
         await this.operator.delete(fromKey)
       })
+      await this.restrictHostMode(toKey, 'file')
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -725,6 +776,7 @@ export class OpenDalProvider implements StorageProvider {
   private async moveDir(fromPath: string, toPath: string, what: string): Promise<void> {
     try {
       await this.changing(() => this.operator.createDir(dirKey(toPath)))
+      await this.restrictHostMode(dirKey(toPath), 'dir')
     } catch (error) {
       throw toFsalError(error, what)
     }
