@@ -36,9 +36,16 @@ export interface Listing {
   mtimeNsec: number
   ctimeSec: number
   ctimeNsec: number
+  /** When the provider was asked for the names. */
+  takenAtMs: number
 }
 
 const LISTINGS_PER_DIRECTORY = 4
+/**
+ * Age up to which a listing is reused for a READDIR from cookie 0 when the provider's directory
+ * times do not show entries made around the node (StorageProvider.directoryTimesTrackEntries).
+ */
+const UNTRACKED_LISTING_REUSE_MS = 1000
 const LISTED_DIRECTORIES_MAX = 256
 const RESCAN_INTERVAL_MS = 2_000
 const CLIENT_DECISIONS_MAX = 4096
@@ -394,8 +401,10 @@ export class Volume {
     }
 
     const newest = kept[kept.length - 1]
+    const now = Date.now()
     if (
       newest !== undefined &&
+      (this.provider.directoryTimesTrackEntries !== false || now - newest.takenAtMs < UNTRACKED_LISTING_REUSE_MS) &&
       newest.entriesVersion === dir.entriesVersion &&
       newest.mtimeSec === attributes.mtimeSec &&
       newest.mtimeNsec === attributes.mtimeNsec &&
@@ -421,7 +430,8 @@ export class Volume {
       mtimeSec: attributes.mtimeSec,
       mtimeNsec: attributes.mtimeNsec,
       ctimeSec: attributes.ctimeSec,
-      ctimeNsec: attributes.ctimeNsec
+      ctimeNsec: attributes.ctimeNsec,
+      takenAtMs: now
     }
     kept.push(listing)
     if (kept.length > LISTINGS_PER_DIRECTORY) kept.shift()

@@ -30,6 +30,12 @@ export type ScanVisitor = (parent: FsalNode, name: string, attributes: FileAttri
 
 export interface StorageProvider {
   readonly kind: string
+  /**
+   * False when a directory's mtime and ctime do not change with entries made around the node
+   * (object stores, the SeaweedFS filer, another node). AegisFSAL then lists such a directory
+   * again for a READDIR from cookie 0 once its last listing is a second old. Absent means true.
+   */
+  readonly directoryTimesTrackEntries?: boolean
 
   /** Opens the backend and returns the root directory's attributes. */
   open(): Promise<FileAttributes>

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawn } from 'node:child_process'
+import { Operator } from 'opendal'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, startNodeProcess, type NodeProcess } from '../helpers/mesh-cluster.js'
 import { nfsCat, nfsCp, nfsLs, runNfsScript } from '../helpers/nfs-client.js'
@@ -120,6 +121,32 @@ describe('opendal backends hold what NFS wrote', () => {
 
   it('stores the webdav volume in the directory rclone serves', () => {
     expect(fs.statSync(path.join(dav.dir, 'data.bin')).size).toBe(8 * 1024 * 1024 + 17)
+  })
+})
+
+describe('opendal volumes changed around the node', () => {
+  async function listsWithin(volume: string, name: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      if ((await nfsLs(node.url(volume))).stdout.toString().includes(name)) return true
+      if (Date.now() > deadline) return false
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+
+  it('list a file added on the host', async () => {
+    expect((await nfsLs(node.url('objects'))).stdout.toString()).not.toContain('from-host.txt')
+    fs.writeFileSync(path.join(fsRoot, 'from-host.txt'), 'made around the node')
+
+    expect(await listsWithin('objects', 'from-host.txt', 5_000)).toBe(true)
+  })
+
+  it('list an object added to the bucket', async () => {
+    expect((await nfsLs(node.url('bucket'))).stdout.toString()).not.toContain('from-bucket.txt')
+    const other = new Operator('s3', { bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', access_key_id: s3.accessKeyId, secret_access_key: s3.secretAccessKey, root: '/e2e/', disable_config_load: 'true', disable_ec2_metadata: 'true' })
+    await other.write('from-bucket.txt', Buffer.from('made around the node'))
+
+    expect(await listsWithin('bucket', 'from-bucket.txt', 5_000)).toBe(true)
   })
 })
 

@@ -111,6 +111,7 @@ function setTimes(attributes: FileAttributes, record: ObjectRecord): void {
 
 export class OpenDalProvider implements StorageProvider {
   readonly kind = 'opendal'
+  readonly directoryTimesTrackEntries = false
   private readonly operator: Operator
   private readonly logger: Logger
   private readonly ids: IdMap

@@ -57,6 +57,7 @@ function bytesOf(value: unknown): Buffer {
 
 export class SealProvider implements StorageProvider {
   readonly kind = 'seal'
+  readonly directoryTimesTrackEntries = false
   private readonly known = new Map<number, Known>()
   private rootFileId = -1
   private rootGeneration = 0

@@ -78,6 +78,7 @@ function statusText(response: FilerResponse): string {
 
 export class SeaweedFsProvider implements StorageProvider {
   readonly kind = 'seaweedfs'
+  readonly directoryTimesTrackEntries = false
   private readonly client: FilerClient
   private readonly rootPath: string
   private readonly logger: Logger
