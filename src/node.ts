@@ -20,7 +20,7 @@ import { BufferPool } from './providers/buffer-pool.js'
 import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 import { SealProvider } from './providers/seal/provider.js'
-import { buildOperator, OpendalOptionError, operatorOptions } from './providers/opendal/operator.js'
+import { buildOperator, OpendalOptionError, operatorOptions, summarizeOpendalError } from './providers/opendal/operator.js'
 import { OpenDalProvider } from './providers/opendal/provider.js'
 import { SeaweedFsProvider } from './providers/seaweedfs/provider.js'
 import { isReference, SecretResolver } from './secrets/index.js'
@@ -343,8 +343,13 @@ export class AegisNode {
       try {
         await volume.open()
       } catch (error) {
-        const detail = this.secrets.redact(error instanceof Error ? error.message : String(error))
-        throw this.volumeError(index, '', `could not open the ${describeBackend(config.volumes[index])} backend: ${detail}; check that it runs and that the volume config points at it`)
+        const message = this.secrets.redact(error instanceof Error ? error.message : String(error))
+        const backend = describeBackend(config.volumes[index])
+        if (config.volumes[index].type === 'opendal') {
+          const { summary, fix } = summarizeOpendalError(message)
+          throw this.volumeError(index, '', `could not open the ${backend} backend: ${summary}; ${fix}`)
+        }
+        throw this.volumeError(index, '', `could not open the ${backend} backend: ${message}; check that it runs and that the volume config points at it`)
       }
     }
     const fsal = new AegisFsal(config.nodeName, handles, this.volumes, fsalLogger)

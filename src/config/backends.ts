@@ -2,7 +2,7 @@
 // whether a host directory exists is checked when the node starts.
 
 import { describeKind, describeValue } from './errors.js'
-import { childField, isUnset } from './fields.js'
+import { childField, closestKey, isUnset } from './fields.js'
 import type { FieldReader, PlainMap } from './fields.js'
 import { readAbsolutePath } from './paths.js'
 import { checkOptionValue, isMetadataHost, opendalServices, optionKindOf, type OpendalService } from './opendal.js'
@@ -133,7 +133,9 @@ function readOpendalConfig(reader: FieldReader, config: PlainMap, field: string,
     const optionField = childField(field, key)
     const kind = optionKindOf(service, key)
     if (kind === null) {
-      reader.fail(optionField, `the ${service} service has no option ${JSON.stringify(key)}; use ${Object.keys(spec.options).join(', ')}`)
+      const suggestion = closestKey(key, Object.keys(spec.options))
+      const hint = suggestion === null ? '' : `did you mean "${suggestion}"? `
+      reader.fail(optionField, `the ${service} service has no option ${JSON.stringify(key)}; ${hint}use ${Object.keys(spec.options).join(', ')}`)
     }
     if (typeof value !== 'string') {
       reader.fail(optionField, `expected a string, got ${describeTypeOnly(value)}; opendal options are strings, so put the value in quotes`)

@@ -100,7 +100,7 @@ export class FieldReader {
 }
 
 /** Finds the known key a misspelled one most likely meant: same letters ignoring case, `-` and `_`, or at most two edits away. */
-function closestKey(key: string, known: readonly string[]): string | null {
+export function closestKey(key: string, known: readonly string[]): string | null {
   const simplify = (text: string) => text.toLowerCase().replace(/[-_]/g, '')
   const simpleKey = simplify(key)
   const sameLetters = known.find((candidate) => simplify(candidate) === simpleKey)

@@ -149,7 +149,7 @@ describe('opendal config', () => {
   })
 
   it('rejects an option the service does not take', () => {
-    expectConfigError(opendal('{bucket: b, disable_ec2_metdata: "true"}'), field('config.disable_ec2_metdata'), 'the s3 service has no option "disable_ec2_metdata"', 'disable_ec2_metadata')
+    expectConfigError(opendal('{bucket: b, disable_ec2_metdata: "true"}'), field('config.disable_ec2_metdata'), 'the s3 service has no option "disable_ec2_metdata"', 'did you mean "disable_ec2_metadata"?')
   })
 
   it('rejects an option of another service', () => {

@@ -5,7 +5,7 @@
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { VaultConfig } from '../../src/config/secrets.js'
-import { buildOperator, defaultS3Region, OpendalOptionError, operatorOptions } from '../../src/providers/opendal/operator.js'
+import { buildOperator, defaultS3Region, OpendalOptionError, operatorOptions, summarizeOpendalError } from '../../src/providers/opendal/operator.js'
 import { SecretResolver } from '../../src/secrets/index.js'
 import { VaultFake } from '../helpers/vault-fake.js'
 
@@ -110,5 +110,36 @@ describe('opendal operator options', () => {
     const redact = (text: string) => secrets.redact(text)
     expect(() => buildOperator('s3', { bucket: 'b', region: 'us-east-1', batch_max_operations: 'many' }, redact)).toThrow(OpendalOptionError)
     expect(() => buildOperator('s3', { bucket: 'b', region: 'us-east-1' }, redact)).not.toThrow()
+  })
+})
+
+describe('opendal error summaries', () => {
+  const unauthorized =
+    'open: Unexpected (permanent) at list, context: { uri: http://127.0.0.1:18081/, response: Parts { status: 401, version: HTTP/1.1, headers: {"www-authenticate": "Basic realm=x"} }, service: webdav, path: / } => Unauthorized\n'
+  const noBucket =
+    'open: ConfigInvalid (permanent) at list, context: { uri: http://127.0.0.1:9000/nosuch?list-type=2, response: Parts { status: 404, version: HTTP/1.1, headers: {} }, service: s3, path: / } => S3Error { code: "NoSuchBucket" }'
+
+  it('keeps the kind, uri, status and cause', () => {
+    const { summary } = summarizeOpendalError(unauthorized)
+    expect(summary).toBe('open: Unexpected (permanent) at list (uri http://127.0.0.1:18081/, HTTP 401): Unauthorized')
+  })
+
+  it('drops the response headers', () => {
+    expect(summarizeOpendalError(unauthorized).summary).not.toContain('www-authenticate')
+  })
+
+  it('points a 401 at the credentials', () => {
+    expect(summarizeOpendalError(unauthorized).fix).toBe('check the credentials of the volume')
+  })
+
+  it('points a missing bucket at the bucket', () => {
+    expect(summarizeOpendalError(noBucket).fix).toBe('check the bucket, container or root of the volume')
+  })
+
+  it('keeps a message without context whole', () => {
+    expect(summarizeOpendalError('open: Unexpected (temporary) at list: connection refused')).toEqual({
+      summary: 'open: Unexpected (temporary) at list: connection refused',
+      fix: 'check that the service runs and that the volume config points at it'
+    })
   })
 })

@@ -99,3 +99,26 @@ export function buildOperator(service: OpendalService, options: Record<string, s
   }
 }
 
+
+/**
+ * Shortens an OpenDAL error message for an operator: the kind and the operation, the URI and
+ * HTTP status from its context, and the service's own error after "=>", without the response
+ * headers. Returns the fix that the failure suggests as well.
+ */
+export function summarizeOpendalError(message: string): { summary: string; fix: string } {
+  const flat = message.replace(/\s+/g, ' ').trim()
+  const head = flat.split(', context:')[0]!
+  const uri = /uri: (\S+?),? /.exec(flat)?.[1]
+  const status = /status: (\d{3})/.exec(flat)?.[1]
+  const cause = flat.includes(' => ') ? flat.slice(flat.lastIndexOf(' => ') + 4) : ''
+  const details = [uri === undefined ? null : `uri ${uri}`, status === undefined ? null : `HTTP ${status}`].filter((part) => part !== null)
+  const summary = `${head}${details.length > 0 ? ` (${details.join(', ')})` : ''}${cause === '' ? '' : `: ${cause}`}`
+
+  let fix = 'check that the service runs and that the volume config points at it'
+  if (/Unauthorized|PermissionDenied|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied/.test(flat) || status === '401' || status === '403') {
+    fix = 'check the credentials of the volume'
+  } else if (/NoSuchBucket|ContainerNotFound|NotFound/.test(flat) || status === '404') {
+    fix = 'check the bucket, container or root of the volume'
+  }
+  return { summary, fix }
+}
