@@ -12,6 +12,7 @@ import { Operator } from 'opendal'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, startNodeProcess, type NodeProcess } from '../helpers/mesh-cluster.js'
 import { nfsCat, nfsCp, nfsLs, runNfsScript } from '../helpers/nfs-client.js'
+import { Nfs3Client, StableHow } from '../helpers/nfs3.js'
 import { makeTempDir } from '../helpers/node.js'
 import { startRcloneWebdav, type RcloneWebdav } from '../helpers/rclone-webdav.js'
 import { startS3rver, type S3rver } from '../helpers/s3rver.js'
@@ -184,6 +185,41 @@ describe('credentials of opendal volumes', () => {
     expect(run.stderr).toContain('[secret]')
     expect(run.stdout + run.stderr).not.toContain(hiddenBucket)
   })
+})
+
+describe('staged data of an opendal volume', () => {
+  it('survives a crash and is uploaded at the next start', async () => {
+    const dataDir = makeTempDir()
+    const root = makeTempDir('aegis-opendal-crash-root-')
+    const yaml = 'volumes:\n' + opendalVolume('crashy', 'fs', { root })
+    const content = randomBytes(3 * 1024 * 1024 + 11)
+
+    const first = await startNodeProcess({ name: 'crashy', dataDir, meshPort: 0, yaml })
+    const nfs = await Nfs3Client.connect(first.nfsPort)
+    try {
+      const volumeRoot = await nfs.mount('/crashy')
+      const file = (await nfs.create(volumeRoot, 'unsaved.bin', { mode: 'guarded' })).handle!
+      for (let offset = 0; offset < content.length; offset += 1024 * 1024) {
+        const result = await nfs.write(file, offset, content.subarray(offset, offset + 1024 * 1024), StableHow.UNSTABLE)
+        expect(result.committed).toBe(StableHow.UNSTABLE)
+      }
+    } finally {
+      nfs.close()
+    }
+    // Killed before the idle upload (5 s): the data is only in the staging file.
+    expect(await first.stop('SIGKILL')).toBeNull()
+    expect(fs.statSync(path.join(root, 'unsaved.bin')).size).toBe(0)
+
+    const second = await startNodeProcess({ name: 'crashy', dataDir, meshPort: 0, yaml })
+    try {
+      expect(second.log.join('\n')).toContain('staged data left by an earlier run found; uploading it')
+      expect(fs.readFileSync(path.join(root, 'unsaved.bin')).equals(content)).toBe(true)
+      const download = await nfsCat(second.url('crashy', '/unsaved.bin'))
+      expect(download.stdout.equals(content)).toBe(true)
+    } finally {
+      await second.stop()
+    }
+  }, 60_000)
 })
 
 describe('opendal volumes that cannot start', () => {
