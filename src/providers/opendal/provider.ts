@@ -166,8 +166,8 @@ export class OpenDalProvider implements StorageProvider {
   /**
    * Returns the object's metadata under the key of `type`, or null when the key names nothing.
    * Responses are kept for statCacheMs, because every NFS request looks its object up at least
-   * twice (the handle, then the operation), and each lookup is a request to the service. Any
-   * change made through this provider empties the cache; `fresh` skips it.
+   * twice (the handle, then the operation), and each lookup is a request to the service. A change
+   * made through this provider drops the responses for the keys it changes; `fresh` skips the cache.
    */
   private async statKey(path: string, type: ObjectType, what: string, fresh = false): Promise<Metadata | null> {
     const key = type === 'dir' ? dirKey(path) : fileKey(path)
@@ -225,22 +225,31 @@ export class OpenDalProvider implements StorageProvider {
     }
   }
 
-  /** Empties the metadata cache. */
-  private forgetStats(): void {
+  /**
+   * Drops the cached responses for `keys`, both as a file key and as a directory key, and marks
+   * responses in flight as overtaken. Responses for other keys stay: a change to one key does not
+   * change the metadata of another, and on S3 a stat of a directory key is a listing whose cost
+   * grows with the directory.
+   */
+  private forgetStats(keys: readonly string[]): void {
     this.statGeneration++
-    this.statCache.clear()
+    for (const key of keys) {
+      const bare = key.endsWith('/') ? key.slice(0, -1) : key
+      this.statCache.delete(bare)
+      this.statCache.delete(`${bare}/`)
+    }
   }
 
   /**
-   * Runs a change to the service with the metadata cache emptied before and after it, so that no
-   * response from before the change stays in the cache.
+   * Runs a change to `keys` on the service with their cached responses dropped before and after
+   * it, so that no response from before the change stays in the cache.
    */
-  private async changing<T>(change: () => Promise<T>): Promise<T> {
-    this.forgetStats()
+  private async changing<T>(keys: readonly string[], change: () => Promise<T>): Promise<T> {
+    this.forgetStats(keys)
     try {
       return await change()
     } finally {
-      this.forgetStats()
+      this.forgetStats(keys)
     }
   }
 
@@ -390,7 +399,7 @@ export class OpenDalProvider implements StorageProvider {
     const key = fileKey(path)
     try {
       await this.confine(key, what)
-      await this.changing(async () => {
+      await this.changing([key], async () => {
         if (this.canWriteMulti && staged.sizeBytes > this.uploadChunkBytes) {
           const writer = await this.operator.writer(key, { chunk: BigInt(this.uploadChunkBytes) })
           for (let offset = 0; offset < staged.sizeBytes; offset += this.uploadChunkBytes) {
@@ -619,7 +628,7 @@ export class OpenDalProvider implements StorageProvider {
     }
 
     try {
-      await this.changing(() => this.operator.write(fileKey(path), Buffer.alloc(0)))
+      await this.changing([fileKey(path)], () => this.operator.write(fileKey(path), Buffer.alloc(0)))
       await this.restrictHostMode(fileKey(path), 'file')
     } catch (error) {
       throw toFsalError(error, what)
@@ -636,7 +645,7 @@ export class OpenDalProvider implements StorageProvider {
     if ((await this.find(path, what)) !== null) throw new Exists(`${name} already exists in ${dir.path()}`)
 
     try {
-      await this.changing(() => this.operator.createDir(dirKey(path)))
+      await this.changing([dirKey(path)], () => this.operator.createDir(dirKey(path)))
       await this.restrictHostMode(dirKey(path), 'dir')
     } catch (error) {
       throw toFsalError(error, what)
@@ -660,7 +669,7 @@ export class OpenDalProvider implements StorageProvider {
 
   private async deleteKey(key: string, what: string): Promise<void> {
     try {
-      await this.changing(() => this.operator.delete(key))
+      await this.changing([key], () => this.operator.delete(key))
     } catch (error) {
       throw toFsalError(error, what)
     }
@@ -755,11 +764,11 @@ export class OpenDalProvider implements StorageProvider {
     const toKey = fileKey(toPath)
     try {
       if (this.canRename) {
-        await this.changing(() => this.operator.rename(fromKey, toKey))
+        await this.changing([fromKey, toKey], () => this.operator.rename(fromKey, toKey))
         return
       }
       // NOTE: the copy passes through memory whole.
-      await this.changing(async () => {
+      await this.changing([fromKey, toKey], async () => {
         await this.operator.write(toKey, await this.operator.read(fromKey))
         await this.operator.delete(fromKey)
       })
@@ -776,7 +785,7 @@ export class OpenDalProvider implements StorageProvider {
    */
   private async moveDir(fromPath: string, toPath: string, what: string): Promise<void> {
     try {
-      await this.changing(() => this.operator.createDir(dirKey(toPath)))
+      await this.changing([dirKey(toPath)], () => this.operator.createDir(dirKey(toPath)))
       await this.restrictHostMode(dirKey(toPath), 'dir')
     } catch (error) {
       throw toFsalError(error, what)
