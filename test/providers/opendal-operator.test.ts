@@ -1,6 +1,6 @@
-// The options an opendal volume gives its Operator: references resolved through a real
+// The options an opendal volume gives its Operator. References are resolved through a real
 // SecretResolver (env: from a given environment, secret: from the fake OpenBao server), guard
-// options switched on unless the volume sets them, and errors that name references, never values.
+// options are switched on unless the volume sets them, and errors name references, never values.
 
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
