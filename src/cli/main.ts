@@ -74,7 +74,13 @@ async function serve(config: NodeConfig, logLevel: string): Promise<void> {
   redact = (line) => secrets.redact(line)
   logger.info({ config: config.source, dataDir: config.dataDir, volumes: config.volumes.length }, 'aegis-node starting')
   const node = new AegisNode(config, logger, { secrets })
-  await node.start()
+  try {
+    await node.start()
+  } catch (error) {
+    // A message may quote a value that a reference resolved to; the filter hides it.
+    if (error instanceof StartupError) throw new StartupError(secrets.redact(error.message))
+    throw error
+  }
 
   let stopping = false
   const stop = (signal: string): void => {

@@ -5,7 +5,7 @@ import { describeKind, describeValue } from './errors.js'
 import { childField, closestKey, isUnset } from './fields.js'
 import type { FieldReader, PlainMap } from './fields.js'
 import { readAbsolutePath } from './paths.js'
-import { checkOptionValue, isMetadataHost, opendalServices, optionKindOf, type OpendalService } from './opendal.js'
+import { checkOptionValue, isMetadataHost, opendalServices, optionAliases, optionKindOf, withoutUserInfo, type OpendalService } from './opendal.js'
 import type { VolumeType } from './schema.js'
 
 export const hostPathConfigKeys = ['path'] as const
@@ -93,6 +93,9 @@ function readSeaweedfsConfig(reader: FieldReader, config: PlainMap, field: strin
 }
 
 export function readHttpUrl(reader: FieldReader, value: unknown, field: string): string {
+  if (typeof value === 'string' && /[\u0000-\u001f\u007f]/.test(value)) {
+    reader.fail(field, `${describeValue(withoutUserInfo(value))} contains a control character; remove it`)
+  }
   const text = reader.string(value, field)
   let url: URL | null = null
   try {
@@ -101,7 +104,7 @@ export function readHttpUrl(reader: FieldReader, value: unknown, field: string):
     url = null
   }
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-    reader.fail(field, `${describeValue(text)} is not an http or https URL; write the filer address, such as http://127.0.0.1:8888`)
+    reader.fail(field, `${describeValue(withoutUserInfo(text))} is not an http or https URL; write the filer address, such as http://127.0.0.1:8888`)
   }
   // The text may contain a password, so this message leaves it out.
   if (url.username !== '' || url.password !== '') {
@@ -133,7 +136,8 @@ function readOpendalConfig(reader: FieldReader, config: PlainMap, field: string,
     const optionField = childField(field, key)
     const kind = optionKindOf(service, key)
     if (kind === null) {
-      const suggestion = closestKey(key, Object.keys(spec.options))
+      const alias = optionAliases[key]
+      const suggestion = alias !== undefined && Object.hasOwn(spec.options, alias) ? alias : closestKey(key, Object.keys(spec.options))
       const hint = suggestion === null ? '' : `did you mean "${suggestion}"? `
       reader.fail(optionField, `the ${service} service has no option ${JSON.stringify(key)}; ${hint}use ${Object.keys(spec.options).join(', ')}`)
     }

@@ -124,7 +124,9 @@ export const opendalServices: Readonly<Record<OpendalService, ServiceOptions>> =
     guards: []
   },
   fs: {
-    options: { root: 'path', atomic_write_dir: 'path' },
+    // atomic_write_dir is left out: OpenDAL would create it with open modes, outside the checks
+    // the node makes on the root, and the node uploads whole staged files anyway.
+    options: { root: 'path' },
     required: { root: '/srv/aegis/objects' },
     guards: []
   },
@@ -135,27 +137,47 @@ export const opendalServices: Readonly<Record<OpendalService, ServiceOptions>> =
   }
 }
 
+/** Names that other tools use for an option, with the name the node expects. */
+export const optionAliases: Readonly<Record<string, string>> = {
+  access_key: 'access_key_id',
+  aws_access_key_id: 'access_key_id',
+  secret_key: 'secret_access_key',
+  aws_secret_access_key: 'secret_access_key',
+  aws_session_token: 'session_token',
+  user: 'username',
+  pass: 'password',
+  key: 'account_key',
+  account: 'account_name',
+  url: 'endpoint',
+  path: 'root'
+}
+
 /** Returns the kind of a named option of `service`, or null when the service has no such option. */
 export function optionKindOf(service: OpendalService, name: string): OptionKind | null {
   return Object.hasOwn(opendalServices[service].options, name) ? opendalServices[service].options[name]! : null
 }
 
 /** Host names of the instance metadata services of the large clouds. */
-const metadataNames = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data'])
+const metadataNames = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'instance-data.ec2.internal'])
 
 /**
  * Addresses of the instance metadata services: IPv4 link-local (169.254.169.254 and the like),
- * Alibaba's 100.100.100.200, IPv6 link-local, AWS's fd00:ec2::254, and the IPv4 link-local range
- * written as IPv6 (BlockList matches IPv4-mapped addresses such as ::ffff:169.254.169.254 against
- * the IPv4 rules; the NAT64 and IPv4-compatible forms are listed here).
+ * Alibaba's 100.100.100.200, Oracle's older 192.0.0.192, IPv6 link-local, AWS's fd00:ec2::254,
+ * and the IPv4 link-local range written as IPv6. BlockList matches IPv4-mapped addresses such as
+ * ::ffff:169.254.169.254 against the IPv4 rules. The NAT64 (64:ff9b::/96, and all of the local-use
+ * 64:ff9b:1::/48), IPv4-compatible, IPv4-translated and 6to4 forms are listed here.
  */
 const metadataAddresses = new BlockList()
 metadataAddresses.addSubnet('169.254.0.0', 16, 'ipv4')
 metadataAddresses.addAddress('100.100.100.200', 'ipv4')
 metadataAddresses.addSubnet('fe80::', 10, 'ipv6')
 metadataAddresses.addAddress('fd00:ec2::254', 'ipv6')
+metadataAddresses.addAddress('192.0.0.192', 'ipv4')
 metadataAddresses.addSubnet('64:ff9b::a9fe:0', 112, 'ipv6')
+metadataAddresses.addSubnet('64:ff9b:1::', 48, 'ipv6')
 metadataAddresses.addSubnet('::a9fe:0', 112, 'ipv6')
+metadataAddresses.addSubnet('::ffff:0:a9fe:0', 112, 'ipv6')
+metadataAddresses.addSubnet('2002:a9fe::', 32, 'ipv6')
 
 /**
  * Returns true for a host that is a metadata service by name or by address. An endpoint there
@@ -194,8 +216,8 @@ export async function resolvesToMetadata(hostname: string, lookup: HostLookup): 
  * Checks one value against its kind and returns the problem with its fix, or null when the value
  * is fine. A message about a secret option never shows the value.
  */
-export function checkOptionValue(service: OpendalService, name: string, kind: OptionKind, value: string): string | null {
-  const shown = kind === 'secret' ? 'the value' : describeValue(value)
+export function checkOptionValue(service: OpendalService, name: string, kind: OptionKind, value: string, hideValue = kind === 'secret'): string | null {
+  const shown = hideValue ? 'the value' : describeValue(withoutUserInfo(value))
   if (/[\u0000-\u001f\u007f]/.test(value)) return `${shown} contains a control character; remove it`
   switch (kind) {
     case 'flag':
@@ -205,7 +227,7 @@ export function checkOptionValue(service: OpendalService, name: string, kind: Op
     case 'path':
       return value.startsWith('/') ? null : `${shown} is not an absolute path; write the full path on the node, such as /srv/aegis/objects`
     case 'url':
-      return checkEndpoint(service, value)
+      return checkEndpoint(service, value, shown)
     case 'secret':
       return value === '' ? 'the value is empty; give the credential, or a secret:<path>/<key> reference to it' : null
     case 'text':
@@ -213,7 +235,7 @@ export function checkOptionValue(service: OpendalService, name: string, kind: Op
   }
 }
 
-function checkEndpoint(service: OpendalService, value: string): string | null {
+function checkEndpoint(service: OpendalService, value: string, shown: string): string | null {
   let url: URL | null = null
   try {
     url = new URL(value)
@@ -221,13 +243,21 @@ function checkEndpoint(service: OpendalService, value: string): string | null {
     url = null
   }
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-    return `${describeValue(value)} is not an http or https URL; write the ${service} endpoint, such as ${opendalServices[service].required.endpoint ?? 'https://s3.us-east-1.amazonaws.com'}`
+    return `${shown} is not an http or https URL; write the ${service} endpoint, such as ${opendalServices[service].required.endpoint ?? 'https://s3.us-east-1.amazonaws.com'}`
   }
   if (url.username !== '' || url.password !== '') {
     return 'the URL contains a user name or password; remove them and give credentials in their own options'
   }
   if (isMetadataHost(url.hostname)) {
-    return `${describeValue(value)} is a cloud metadata service or a link-local address, which would give the volume the node's own cloud identity; use the storage service's endpoint`
+    return `${shown} is a cloud metadata service or a link-local address, which would give the volume the node's own cloud identity; use the storage service's endpoint`
   }
   return null
+}
+
+/**
+ * Returns `text` with whatever stands before an "@" in its authority replaced by "***", so that a
+ * message about a URL never shows a password written into it, even when the URL does not parse.
+ */
+export function withoutUserInfo(text: string): string {
+  return text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?[^/?#]*@/, (_whole, scheme: string | undefined) => `${scheme ?? ''}***@`)
 }

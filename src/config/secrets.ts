@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path'
 
 import { describeTypeOnly, secretReferencePattern } from './backends.js'
 import { describeValue } from './errors.js'
+import { isMetadataHost } from './opendal.js'
 import { childField, isUnset, type FieldReader } from './fields.js'
 import { readDuration } from './mesh.js'
 import type { VolumeConfig } from './schema.js'
@@ -121,6 +122,9 @@ function readAddress(reader: FieldReader, value: unknown, field: string): string
   // The text may contain a password, so this message leaves it out.
   if (url.username !== '' || url.password !== '') {
     reader.fail(field, 'the URL contains a user name or password; remove it, because the node logs in with token or approle')
+  }
+  if (isMetadataHost(url.hostname)) {
+    reader.fail(field, `${describeValue(text)} is a cloud metadata service or a link-local address, which would receive the node's token; write the OpenBao or Vault address`)
   }
   if (url.search !== '' || url.hash !== '') {
     reader.fail(field, `${describeValue(text)} has a query or fragment; write only the scheme, host, port and an optional path prefix`)

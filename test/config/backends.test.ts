@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { expectConfigError, oneVolume, parse } from './helpers.js'
+import { catchConfigError, expectConfigError, oneVolume, parse } from './helpers.js'
 
 const field = (key: string) => `volumes[0].${key}`
 
@@ -118,6 +118,12 @@ describe('seaweedfs config', () => {
     expectConfigError(seaweed(`{filer_url: "${url}"}`), field('config.filer_url'), 'metadata service')
   })
 
+  it.each(['http://admin:Hidden-77@127.0.0.1:470200', 'ftp://admin:Hidden-77@127.0.0.1', 'http://admin:Hidden-77@127.0.0.1:8888\\t'])('hides the password of the unusable filer %s', (url) => {
+    const error = catchConfigError(() => parse(seaweed(`{filer_url: "${url}"}`)))
+    expect(error.field).toBe(field('config.filer_url'))
+    expect(error.message).not.toContain('Hidden-77')
+  })
+
   it('rejects a node filer that is not a URL', () => {
     expectConfigError(oneVolume({ type: 'seaweedfs' }, 'seaweedfs: {filer_url: "filer:8888"}\n'), 'seaweedfs.filer_url', '"filer:8888"', 'not an http or https URL')
   })
@@ -170,6 +176,26 @@ describe('opendal config', () => {
     expectConfigError(opendal('{container: c, endpoint: "http://127.0.0.1:10000/a"}', 'azblob'), field('config'), 'account_key or sas_token', 'Azure metadata service')
   })
 
+  it.each([
+    ['secret_key', 'secret_access_key'],
+    ['aws_access_key_id', 'access_key_id'],
+    ['user', 'username'],
+    ['pass', 'password']
+  ])('suggests the option for %s', (key, meant) => {
+    const provider = key === 'user' || key === 'pass' ? 'webdav' : 's3'
+    const base = provider === 'webdav' ? 'endpoint: "http://127.0.0.1:8080"' : 'bucket: b'
+    expectConfigError(opendal(`{${base}, ${key}: x}`, provider), field(`config.${key}`), `did you mean "${meant}"?`)
+  })
+
+  it('rejects atomic_write_dir', () => {
+    expectConfigError(opendal('{root: /srv/objects, atomic_write_dir: /srv/tmp}', 'fs'), field('config.atomic_write_dir'), 'has no option')
+  })
+
+  it.each(['http://admin:Hidden-77@127.0.0.1:470200', 'ftp://admin:Hidden-77@127.0.0.1', 'admin:Hidden-77@127.0.0.1'])('hides the password of the unusable endpoint %s', (endpoint) => {
+    const error = expectConfigError(opendal(`{bucket: b, endpoint: "${endpoint}"}`), field('config.endpoint'), 'not an http or https URL')
+    expect(error.message).not.toContain('Hidden-77')
+  })
+
   it('rejects a flag that is not true or false', () => {
     expectConfigError(opendal('{bucket: b, disable_config_load: "yes"}'), field('config.disable_config_load'), '"yes" is not a flag', '"true" or "false"')
   })
@@ -197,7 +223,12 @@ describe('opendal config', () => {
     'http://[::169.254.169.254]/',
     'http://2852039166/',
     'http://0xa9.0xfe.0xa9.0xfe/',
-    'http://100.100.100.200/'
+    'http://100.100.100.200/',
+    'http://192.0.0.192/',
+    'http://[64:ff9b:1::a9fe:a9fe]/',
+    'http://[::ffff:0:a9fe:a9fe]/',
+    'http://[2002:a9fe:a9fe::]/',
+    'http://instance-data.ec2.internal/'
   ])('rejects the metadata endpoint %s', (endpoint) => {
     expectConfigError(opendal(`{bucket: b, endpoint: "${endpoint}"}`), field('config.endpoint'), 'metadata service or a link-local address')
   })

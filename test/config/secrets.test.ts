@@ -106,6 +106,10 @@ describe('secrets errors', () => {
     expectConfigError(withVault('address: "https://bao.internal/?x=1"', 'token: env:T'), 'secrets.vault.address', 'query or fragment')
   })
 
+  it('rejects a metadata-service address, which would receive the token', () => {
+    expectConfigError(withVault('address: "http://[::ffff:169.254.169.254]"', 'token: env:T'), 'secrets.vault.address', 'metadata service')
+  })
+
   it.each(['/secret', 'secret/', 'a//b', 'kv v2'])('rejects mount %s', (value) => {
     expectConfigError(withVault(`address: ${address}`, 'token: env:T', `mount: "${value}"`), 'secrets.vault.mount', `"${value}"`, 'not a mount path')
   })

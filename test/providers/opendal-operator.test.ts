@@ -99,6 +99,16 @@ describe('opendal operator options', () => {
     expect(options.endpoint).toBe('http://dav.example.test:8080')
   })
 
+  it.each([
+    ['endpoint', 'ftp://bob:UrlPassw0rd55@127.0.0.1'],
+    ['endpoint', 'http://bob:UrlPassw0rd55@127.0.0.1:99999'],
+    ['disable_config_load', 'maybeUrlPassw0rd55']
+  ])('never shows the resolved %s value', async (option, value) => {
+    const error = await optionError(operatorOptions('s3', { bucket: 'b', [option]: 'env:RESOLVED' }, resolver({ RESOLVED: value })))
+    expect(error.message).toContain('env:RESOLVED resolved to a value that does not suit the option')
+    expect(error.message).not.toContain('UrlPassw0rd55')
+  })
+
   it('never shows a resolved credential that does not suit its option', async () => {
     const error = await optionError(operatorOptions('webdav', { endpoint: 'http://127.0.0.1:8080', password: 'env:DAV_PASSWORD' }, resolver({ DAV_PASSWORD: 'line1\nline2-secret' })))
     expect(error.message).toContain('control character')

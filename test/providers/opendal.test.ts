@@ -321,6 +321,16 @@ describe('OpenDAL fs volumes on the host', () => {
     await expectDenied(provider.lookup(root, 'secret.txt'))
   })
 
+  it('hides a link to outside in lookupAll, not the listing', async () => {
+    await writeFile(join(backendRoot, 'plain.txt'), 'plain')
+    await symlink(outside, join(backendRoot, 'linked'))
+
+    const attributes = await provider.lookupAll(root, ['linked', 'plain.txt'])
+
+    expect(attributes[0]).toBeNull()
+    expect(attributes[1]?.sizeBytes).toBe(5)
+  })
+
   it('refuses a create under a linked directory', async () => {
     const dir = nodeOf(root, 'dir', await provider.mkdir(root, 'dir', 0o755))
     await rm(join(backendRoot, 'dir'), { recursive: true })

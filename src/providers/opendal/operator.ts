@@ -68,7 +68,8 @@ export async function operatorOptions(
       if (error instanceof SecretResolutionError) throw new OpendalOptionError(key, error.message)
       throw error
     }
-    const problem = checkOptionValue(service, key, kind, value)
+    // The value came from a secret store or the environment, so the message never shows it.
+    const problem = checkOptionValue(service, key, kind, value, true)
     if (problem !== null) throw new OpendalOptionError(key, `${written} resolved to a value that does not suit the option: ${problem}`)
     options[key] = value
   }

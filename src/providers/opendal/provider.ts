@@ -529,7 +529,14 @@ export class OpenDalProvider implements StorageProvider {
     const dirPath = this.pathOf(dir)
     return Promise.all(
       names.map(async (name) => {
-        const found = await this.find(childPath(dirPath, name), `lookup ${name} in ${dir.path()}`)
+        let found
+        try {
+          found = await this.find(childPath(dirPath, name), `lookup ${name} in ${dir.path()}`)
+        } catch (error) {
+          // A host link that leads out of an fs root hides its own name, not the whole listing.
+          if (error instanceof AccessDenied) return null
+          throw error
+        }
         return found === null ? null : this.attributesOf(found.record, found.metadata)
       })
     )
