@@ -17,7 +17,7 @@ import { Operator } from 'opendal'
 import { expect, it } from 'vitest'
 import { ensureNfsClientBuilt, runNfsBench, type NfsBenchResult } from '../test/helpers/nfs-client.js'
 import { startRcloneWebdav, type RcloneWebdav } from '../test/helpers/rclone-webdav.js'
-import { startS3rver, type S3rver } from '../test/helpers/s3rver.js'
+import { startS3rver } from '../test/helpers/s3rver.js'
 import { startFakeFiler, type FakeFiler } from '../test/helpers/seaweedfs-fake.js'
 import { machine } from './machine.js'
 
@@ -163,20 +163,6 @@ function filerDirect(filerUrl: string, dir: string): Direct {
   }
 }
 
-/** OpenDAL s3 options for s3rver: fixed region, and no credentials or metadata service from the environment. */
-function s3Options(server: S3rver, prefix: string): Record<string, string> {
-  return {
-    bucket: server.bucket,
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    access_key_id: server.accessKeyId,
-    secret_access_key: server.secretAccessKey,
-    root: prefix,
-    disable_config_load: 'true',
-    disable_ec2_metadata: 'true'
-  }
-}
-
 function yamlMap(options: Record<string, string>): string[] {
   return Object.entries(options).map(([key, value]) => `      ${key}: ${JSON.stringify(value)}`)
 }
@@ -277,9 +263,9 @@ it('backends: NFS through each backend beside the backend alone', async () => {
       },
       {
         name: 'opendal-s3',
-        volumeYaml: ['    type: opendal', '    provider: s3', '    config:', ...yamlMap(s3Options(s3, '/nfs/'))],
-        direct: operatorDirect('opendal-s3', new Operator('s3', s3Options(s3, '/direct/'))),
-        storedByNfs: (name) => new Operator('s3', s3Options(s3, '/nfs/')).read(name)
+        volumeYaml: ['    type: opendal', '    provider: s3', '    config:', ...yamlMap(s3.operatorOptions('/nfs/'))],
+        direct: operatorDirect('opendal-s3', new Operator('s3', s3.operatorOptions('/direct/'))),
+        storedByNfs: (name) => new Operator('s3', s3.operatorOptions('/nfs/')).read(name)
       },
       {
         name: 'opendal-webdav',

@@ -5,7 +5,7 @@ import { describeKind, describeValue } from './errors.js'
 import { childField, closestKey, isUnset } from './fields.js'
 import type { FieldReader, PlainMap } from './fields.js'
 import { readAbsolutePath } from './paths.js'
-import { checkOptionValue, isMetadataHost, opendalServices, optionAliases, optionKindOf, withoutUserInfo, type OpendalService } from './opendal.js'
+import { checkOptionValue, isMetadataHost, opendalServices, optionAliases, optionKindOf, parseHttpUrl, withoutUserInfo, type OpendalService } from './opendal.js'
 import type { VolumeType } from './schema.js'
 
 export const hostPathConfigKeys = ['path'] as const
@@ -97,13 +97,8 @@ export function readHttpUrl(reader: FieldReader, value: unknown, field: string):
     reader.fail(field, `${describeValue(withoutUserInfo(value))} contains a control character; remove it`)
   }
   const text = reader.string(value, field)
-  let url: URL | null = null
-  try {
-    url = new URL(text)
-  } catch {
-    url = null
-  }
-  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+  const url = parseHttpUrl(text)
+  if (url === null) {
     reader.fail(field, `${describeValue(withoutUserInfo(text))} is not an http or https URL; write the filer address, such as http://127.0.0.1:8888`)
   }
   // The text may contain a password, so this message leaves it out.

@@ -236,13 +236,8 @@ export function checkOptionValue(service: OpendalService, name: string, kind: Op
 }
 
 function checkEndpoint(service: OpendalService, value: string, shown: string): string | null {
-  let url: URL | null = null
-  try {
-    url = new URL(value)
-  } catch {
-    url = null
-  }
-  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+  const url = parseHttpUrl(value)
+  if (url === null) {
     return `${shown} is not an http or https URL; write the ${service} endpoint, such as ${opendalServices[service].required.endpoint ?? 'https://s3.us-east-1.amazonaws.com'}`
   }
   if (url.username !== '' || url.password !== '') {
@@ -254,8 +249,19 @@ function checkEndpoint(service: OpendalService, value: string, shown: string): s
   return null
 }
 
+/** Parses an http or https URL with a host, or returns null for anything else. */
+export function parseHttpUrl(text: string): URL | null {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return null
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' ? url : null
+}
+
 /**
- * Returns `text` with whatever stands before an "@" in its authority replaced by "***", so that a
+ * Returns `text` with the part before an "@" in its authority replaced by "***", so that a
  * message about a URL never shows a password written into it, even when the URL does not parse.
  */
 export function withoutUserInfo(text: string): string {

@@ -6,9 +6,9 @@ import { isAbsolute, resolve } from 'node:path'
 
 import { describeTypeOnly, secretReferencePattern } from './backends.js'
 import { describeValue } from './errors.js'
-import { isMetadataHost } from './opendal.js'
 import { childField, isUnset, type FieldReader } from './fields.js'
 import { readDuration } from './mesh.js'
+import { isMetadataHost, parseHttpUrl } from './opendal.js'
 import type { VolumeConfig } from './schema.js'
 
 export const secretsKeys = ['vault'] as const
@@ -110,13 +110,8 @@ function readAuth(reader: FieldReader, map: Record<string, unknown>, baseDir: st
 /** Reads an http or https URL without credentials, query or fragment, and drops trailing slashes. */
 function readAddress(reader: FieldReader, value: unknown, field: string): string {
   const text = reader.string(value, field)
-  let url: URL | null = null
-  try {
-    url = new URL(text)
-  } catch {
-    url = null
-  }
-  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+  const url = parseHttpUrl(text)
+  if (url === null) {
     reader.fail(field, `${describeValue(text)} is not an http or https URL; write the server address, such as https://bao.internal:8200`)
   }
   // The text may contain a password, so this message leaves it out.

@@ -25,6 +25,7 @@ import {
   Stale
 } from './errors.js'
 import type { HandleCodec } from './handle.js'
+import { KeyedQueue } from './keyed-queue.js'
 import { BlockedName, checkName } from './names.js'
 import type { FsalNode } from './node.js'
 import type { ReadResult } from '../providers/provider.js'
@@ -93,8 +94,8 @@ function withoutPrivilegeBits(mode: number, type: FileAttributes['type']): numbe
 export class AegisFsal {
   private readonly volumesById = new Map<number, Volume>()
   private readonly volumesByName = new Map<string, Volume>()
-  /** Tail of the chain of calls that add each name, keyed by directory handle and name (see oneNameAtATime). */
-  private readonly nameChains = new Map<string, Promise<unknown>>()
+  /** Calls that add a name, keyed by directory handle and name (see oneNameAtATime). */
+  private readonly nameQueue = new KeyedQueue<string>()
 
   constructor(
     readonly nodeName: string,
@@ -154,15 +155,7 @@ export class AegisFsal {
    * would otherwise let two guarded CREATEs or two MKDIRs of one name both succeed.
    */
   private oneNameAtATime<T>(dirHandle: Buffer, rawName: Buffer, action: () => Promise<T>): Promise<T> {
-    const key = `${dirHandle.toString('base64')}/${rawName.toString('base64')}`
-    const previous = this.nameChains.get(key) ?? Promise.resolve()
-    const next = previous.then(action, action)
-    const tail = next.catch(() => undefined)
-    this.nameChains.set(key, tail)
-    void tail.then(() => {
-      if (this.nameChains.get(key) === tail) this.nameChains.delete(key)
-    })
-    return next
+    return this.nameQueue.run(`${dirHandle.toString('base64')}/${rawName.toString('base64')}`, action)
   }
 
   /** Verifies a client's handle and the client's right to its export; fills ctx.volume and ctx.node. */

@@ -144,7 +144,7 @@ describe('opendal volumes changed around the node', () => {
 
   it('list an object added to the bucket', async () => {
     expect((await nfsLs(node.url('bucket'))).stdout.toString()).not.toContain('from-bucket.txt')
-    const other = new Operator('s3', { bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', access_key_id: s3.accessKeyId, secret_access_key: s3.secretAccessKey, root: '/e2e/', disable_config_load: 'true', disable_ec2_metadata: 'true' })
+    const other = new Operator('s3', s3.operatorOptions('/e2e/'))
     await other.write('from-bucket.txt', Buffer.from('made around the node'))
 
     expect(await listsWithin('bucket', 'from-bucket.txt', 5_000)).toBe(true)

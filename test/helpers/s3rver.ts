@@ -20,6 +20,11 @@ export interface S3rver {
   secretAccessKey: string
   /** Directory where s3rver keeps its buckets, removed by stop(). */
   directory: string
+  /**
+   * Returns OpenDAL s3 options for the prefix `root` of the bucket. They name the keys and the
+   * region, and switch off credentials from the environment or ~/.aws and the metadata service.
+   */
+  operatorOptions(root: string): Record<string, string>
   stop(): Promise<void>
 }
 
@@ -52,6 +57,16 @@ export async function startS3rver(bucket = DEFAULT_BUCKET): Promise<S3rver> {
       accessKeyId: S3RVER_KEY,
       secretAccessKey: S3RVER_KEY,
       directory,
+      operatorOptions: (root) => ({
+        bucket,
+        endpoint: server.url,
+        region: 'us-east-1',
+        access_key_id: S3RVER_KEY,
+        secret_access_key: S3RVER_KEY,
+        root,
+        disable_config_load: 'true',
+        disable_ec2_metadata: 'true'
+      }),
       stop: async () => {
         await server.stop()
         await rm(directory, { recursive: true, force: true })

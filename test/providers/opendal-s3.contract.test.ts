@@ -29,22 +29,6 @@ afterAll(async () => {
   await server?.stop()
 })
 
-/** OpenDAL s3 options for the prefix `root` of the test bucket. */
-function s3Options(root: string): Record<string, string> {
-  return {
-    bucket: server.bucket,
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    access_key_id: server.accessKeyId,
-    secret_access_key: server.secretAccessKey,
-    root,
-    // Only the keys above: no credentials from the environment or ~/.aws, and no request to a
-    // cloud metadata service.
-    disable_config_load: 'true',
-    disable_ec2_metadata: 'true'
-  }
-}
-
 async function orNull<T>(read: Promise<T>): Promise<T | null> {
   try {
     return await read
@@ -73,8 +57,8 @@ const s3Fixture: ProviderFixture = {
   async create() {
     const root = `/contract/${randomUUID()}/`
     const stateDir = await mkdtemp(join(tmpdir(), 'aegis-opendal-s3-'))
-    const provider = () => new OpenDalProvider({ scheme: 's3', options: s3Options(root), stateDir, logger })
-    const bucket = new Operator('s3', s3Options(root))
+    const provider = () => new OpenDalProvider({ scheme: 's3', options: server.operatorOptions(root), stateDir, logger })
+    const bucket = new Operator('s3', server.operatorOptions(root))
     const key = (names: readonly string[]) => names.map(encodeName).join('/')
     return {
       provider: provider(),

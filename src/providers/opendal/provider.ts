@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path'
 import { Operator, type Metadata } from 'opendal'
 import type { Logger } from 'pino'
 import { Exists, FsalError, InvalidArgument, IsDirectory, NotDirectory, NotEmpty, NotFound, NotSupported, Stale, AccessDenied } from '../../fsal/errors.js'
+import { KeyedQueue } from '../../fsal/keyed-queue.js'
 import type { FsalNode } from '../../fsal/node.js'
 import { FileAttributes, type CreateMode, type FsStat, type SetAttributes, type SetTime, type StableHow } from '../../fsal/types.js'
 import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
@@ -128,8 +129,8 @@ export class OpenDalProvider implements StorageProvider {
   private readonly statCache = new Map<string, { metadata: Metadata | null; atMs: number }>()
   /** Counts the changes made through this provider, so that statKey can tell an overtaken response. */
   private statGeneration = 0
-  /** Tail of the chain of staging operations per file id, which run one at a time. */
-  private readonly fileLocks = new Map<number, Promise<unknown>>()
+  /** Staging operations by file id, which run one at a time per file. */
+  private readonly fileQueue = new KeyedQueue<number>()
 
   constructor(private readonly config: OpenDalProviderOptions) {
     this.operator = config.operator ?? new Operator(config.scheme, config.options)
@@ -153,14 +154,7 @@ export class OpenDalProvider implements StorageProvider {
 
   /** Runs `step` after every earlier step for the same file id. */
   private withFileLock<T>(fileId: number, step: () => Promise<T>): Promise<T> {
-    const previous = this.fileLocks.get(fileId) ?? Promise.resolve()
-    const next = previous.then(step, step)
-    const tail = next.catch(() => undefined)
-    this.fileLocks.set(fileId, tail)
-    void tail.then(() => {
-      if (this.fileLocks.get(fileId) === tail) this.fileLocks.delete(fileId)
-    })
-    return next
+    return this.fileQueue.run(fileId, step)
   }
 
   /**

@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import { Exists, FsalError, InvalidArgument, IsDirectory, NameTooLong, NotDirectory, NotEmpty, NotFound, NotSupported, Stale } from '../../fsal/errors.js'
+import { KeyedQueue } from '../../fsal/keyed-queue.js'
 import type { FsalNode } from '../../fsal/node.js'
 import type { CreateMode, FileAttributes, FsStat, SetAttributes, SetTime, StableHow } from '../../fsal/types.js'
 import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
@@ -86,8 +87,8 @@ export class SeaweedFsProvider implements StorageProvider {
   private rootFileId = SEAWEEDFS_ROOT_FILE_ID
   private readonly placement: Record<string, string> = {}
   private readonly rewritePartBytes: number
-  /** Tail of the chain of changes to each file's content, by file id (see withFileLock). */
-  private readonly fileLocks = new Map<number, Promise<unknown>>()
+  /** Changes to each file's content, by file id (see withFileLock). */
+  private readonly fileQueue = new KeyedQueue<number>()
   private readonly entryCacheMs: number
   /** Metadata responses by filer path (see fetchEntry). */
   private readonly entryCache = new Map<string, { entry: FilerEntry | null; atMs: number }>()
@@ -113,14 +114,7 @@ export class SeaweedFsProvider implements StorageProvider {
    * would drop it. Writes of one file therefore reach the filer one at a time.
    */
   private withFileLock<T>(fileId: number, step: () => Promise<T>): Promise<T> {
-    const previous = this.fileLocks.get(fileId) ?? Promise.resolve()
-    const next = previous.then(step, step)
-    const tail = next.catch(() => undefined)
-    this.fileLocks.set(fileId, tail)
-    void tail.then(() => {
-      if (this.fileLocks.get(fileId) === tail) this.fileLocks.delete(fileId)
-    })
-    return next
+    return this.fileQueue.run(fileId, step)
   }
 
   private pathOf(node: FsalNode): string {
