@@ -185,7 +185,7 @@ async function startNode(dataDir: string, backends: Backend[]): Promise<{ port: 
   let output = ''
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`aegis-node did not start within 30 s; output:\n${output.slice(-4000)}`)), 30_000)
-    // The listener stays for the whole run, so that the node never blocks on a full stdout pipe.
+    // This listener is never removed, so stdout is read for the whole run and its pipe never fills.
     child.stdout.on('data', (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-64_000)
       const match = /listening on [^:]+:(\d+)/.exec(output)

@@ -238,13 +238,13 @@ describe('opendal volumes that cannot start', () => {
     expect(result.output).toContain('secret:dav/nobody/password')
   })
 
-  it('ignore ambient credentials unless asked', async () => {
+  it('ignore ambient credentials by default', async () => {
     const ambient = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey }
     const guarded = await serve('volumes:\n' + opendalVolume('ambient', 's3', { bucket: s3.bucket, endpoint: s3.endpoint, root: '/ambient/' }), ambient)
     expect(guarded.status).not.toBe(0)
     expect(guarded.output).toContain('volume ambient')
 
-    const asked = await startNodeProcess({
+    const optedIn = await startNodeProcess({
       name: 'ambient',
       dataDir: makeTempDir(),
       meshPort: 0,
@@ -253,10 +253,10 @@ describe('opendal volumes that cannot start', () => {
       yaml: 'volumes:\n' + opendalVolume('ambient', 's3', { bucket: s3.bucket, endpoint: s3.endpoint, disable_config_load: 'false' })
     })
     try {
-      const results = await runNfsScript(asked.url('ambient'), [['create', '/f', '644'], ['stat', '/f']])
+      const results = await runNfsScript(optedIn.url('ambient'), [['create', '/f', '644'], ['stat', '/f']])
       expect(results.map((result) => result.ok)).toEqual([true, true])
     } finally {
-      await asked.stop()
+      await optedIn.stop()
     }
   }, 60_000)
 })

@@ -49,10 +49,10 @@ describe('opendal operator options', () => {
     expect(guarded.defaulted).toMatchObject({ disable_config_load: 'true', disable_ec2_metadata: 'true' })
     expect(guarded.options).toMatchObject({ disable_config_load: 'true', disable_ec2_metadata: 'true' })
 
-    const asked = await operatorOptions('s3', { bucket: 'b', disable_ec2_metadata: 'false' }, resolver())
-    expect(asked.options.disable_ec2_metadata).toBe('false')
-    expect(asked.defaulted.disable_ec2_metadata).toBeUndefined()
-    expect(asked.options.disable_config_load).toBe('true')
+    const optedIn = await operatorOptions('s3', { bucket: 'b', disable_ec2_metadata: 'false' }, resolver())
+    expect(optedIn.options.disable_ec2_metadata).toBe('false')
+    expect(optedIn.defaulted.disable_ec2_metadata).toBeUndefined()
+    expect(optedIn.options.disable_config_load).toBe('true')
   })
 
   it('switches on the gcs guards', async () => {

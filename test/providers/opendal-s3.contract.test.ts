@@ -49,7 +49,7 @@ const s3Fixture: ProviderFixture = {
     // whole, so a GET returns either the old or the new one.
     'rename over a file is atomic for readers': 's3rver rewrites an object in place on PUT, so a concurrent GET can read it half written',
     // Each CREATE checks that no directory has the new name, and in OpenDAL a stat of a
-    // directory key is a LIST of that prefix. s3rver answers a LIST by stating every file in the
+    // directory key is a LIST of that prefix. s3rver serves a LIST by stating every file in the
     // prefix's parent directory, so each CREATE costs time in proportion to the directory's size
     // and 5,000 of them take more than 15 minutes. S3 answers a LIST from its index.
     '5,000 entries paged, each exactly once': 's3rver lists a prefix by stating every file in its directory, so 5,000 CREATEs take time quadratic in the entry count'

@@ -54,7 +54,7 @@ async function readFromFiler(path: string): Promise<Buffer | null> {
   const response = await fetch(filerUrlOf(path))
   if (response.status === 404) return null
   const entry = await fetch(`${filerUrlOf(path)}?metadata=true`, { headers: { Accept: 'application/json' } })
-  // A directory answers GET with its listing, so only an entry without the directory bit is a file.
+  // A directory responds to GET with its listing, so only an entry without the directory bit is a file.
   if (entry.ok && ((((await entry.json()) as { Mode?: number }).Mode ?? 0) & 0x80000000) !== 0) return null
   return Buffer.from(await response.arrayBuffer())
 }

@@ -488,7 +488,7 @@ describe('SeaweedFS writes of one file', () => {
   })
 
   it('cost two requests each when sequential', async () => {
-    // The metadata answer after each write is reused by the check before the next one.
+    // The metadata response after each write is reused by the check before the next one.
     const node = await createFile('file', Buffer.from('first'))
     const before = fake.requests.length
 

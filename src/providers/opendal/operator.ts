@@ -1,5 +1,5 @@
-// Turns the `config` map of an opendal volume into the options of its Operator: references are
-// resolved, their values checked like values written in the file, and the guard options that
+// Turns the `config` map of an opendal volume into the options of its Operator. References are
+// resolved, and their values are checked like values written in the file. The guard options that
 // keep OpenDAL from ambient credentials and cloud metadata services are switched on unless the
 // volume sets them itself.
 
@@ -96,7 +96,7 @@ export function buildOperator(service: OpendalService, options: Record<string, s
   try {
     return new Operator(service, options)
   } catch (error) {
-    throw new OpendalOptionError('', `OpenDAL refused the ${service} options: ${redact(error instanceof Error ? error.message : String(error))}`)
+    throw new OpendalOptionError('', `OpenDAL rejected the ${service} options: ${redact(error instanceof Error ? error.message : String(error))}`)
   }
 }
 

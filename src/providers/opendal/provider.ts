@@ -200,7 +200,7 @@ export class OpenDalProvider implements StorageProvider {
       try {
         const real = await realpath(hostPath)
         if (real === this.hostRoot || real.startsWith(`${this.hostRoot}/`)) return
-        this.logger.warn({ key, real }, `${what}: the key resolves outside the volume on the host; access refused`)
+        this.logger.warn({ key, real }, `${what}: the key resolves outside the volume on the host; access rejected`)
         throw new AccessDenied(`${what}: ${key} resolves outside the volume on the host`)
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || hostPath === this.hostRoot) throw error

@@ -142,7 +142,7 @@ export class SeaweedFsProvider implements StorageProvider {
   }
 
   /**
-   * Fetches an entry's metadata; returns null when the path names nothing. Answers are reused for
+   * Fetches an entry's metadata; returns null when the path names nothing. Responses are reused for
    * entryCacheMs, because every NFS request looks its file up at least twice (the handle, then the
    * operation) and a sequential write would otherwise cost three requests instead of two. Every
    * change sent to the filer empties the cache (see sendChange).
@@ -292,7 +292,7 @@ export class SeaweedFsProvider implements StorageProvider {
    * Rewrites a file larger than one part, holding one part in memory at a time. The kept bytes are
    * copied part by part to a file under REWRITE_COPY_DIR. The first part (patched) then replaces
    * the file, and the other parts are written back in place from the copy. Until the last part is
-   * back, the copy holds the whole content, so a failure leaves it there and logs its path.
+   * back, the copy contains the whole content, so a failure leaves it there and logs its path.
    */
   private async streamRewrite(path: string, keepBytes: number, patch: Buffer, mode: number, what: string): Promise<void> {
     const copyPath = `${REWRITE_COPY_DIR}/${randomBytes(12).toString('hex')}`
