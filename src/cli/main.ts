@@ -98,6 +98,7 @@ async function serve(config: NodeConfig, logLevel: string): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGHUP', () => {
+    if (config.mesh === null) return void logger.info('SIGHUP ignored: without a mesh section the node has no policies to reload')
     logger.info('SIGHUP: reloading the Cedar policies')
     node.reloadPolicies()
   })
@@ -118,13 +119,16 @@ function table(rows: string[][]): string {
 }
 
 async function meshCommand(config: NodeConfig, what: string | undefined): Promise<void> {
-  if (what !== 'peers' && what !== 'volumes') fail(`unknown mesh command ${JSON.stringify(what ?? '')}; use: aegis-node mesh peers, or aegis-node mesh volumes`)
+  if (what === undefined) fail('missing mesh command; use: aegis-node mesh peers, or aegis-node mesh volumes')
+  if (what !== 'peers' && what !== 'volumes') fail(`unknown mesh command ${JSON.stringify(what)}; use: aegis-node mesh peers, or aegis-node mesh volumes`)
   const result = await askNode(config.dataDir, `mesh ${what}`)
   if (what === 'peers') {
     const peers = result as PeerView[]
     if (peers.length === 0) return void process.stdout.write('no peers\n')
-    const rows = [['PEER', 'NAME', 'CONNECTED', 'VOLUMES', 'ADDRESSES']]
-    for (const peer of peers) rows.push([peer.peerId, peer.nodeName ?? '-', peer.connected ? 'yes' : 'no', String(peer.volumes), peer.addresses.join(',') || '-'])
+    const rows = [['PEER', 'NAME', 'CONNECTED', 'VOLUMES', 'LISTEN ADDRESSES', 'CONNECTION ADDRESSES']]
+    for (const peer of peers) {
+      rows.push([peer.peerId, peer.nodeName ?? '-', peer.connected ? 'yes' : 'no', String(peer.volumes), peer.listenAddresses.join(',') || '-', peer.addresses.join(',') || '-'])
+    }
     process.stdout.write(table(rows))
   } else {
     const volumes = result as VolumeAdvert[]

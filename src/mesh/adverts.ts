@@ -77,6 +77,8 @@ export interface PeerView {
   nodeName: string | null
   /** Remote addresses of the open connections, or of the last connection when none is open. */
   addresses: string[]
+  /** Addresses the peer listens on, as its latest identify reported them; empty until then. */
+  listenAddresses: string[]
   connected: boolean
   /** Unexpired volumes in the peer's latest record. */
   volumes: number
@@ -422,6 +424,8 @@ export class AdvertService {
   private readonly records = new Map<string, StoredRecord>()
   /** Remote addresses of each peer's last connection, oldest first, at most MAX_PEERS. */
   private readonly lastAddresses = new Map<string, string[]>()
+  /** Listen addresses from each peer's latest identify, oldest first, at most MAX_PEERS. */
+  private readonly listenAddresses = new Map<string, string[]>()
   private readonly queriesInFlight = new Set<string>()
   private readonly changeListeners = new Set<() => void>()
   private readonly rejectionLog = new RepeatLimiter(REJECTION_LOG_INTERVAL_MS)
@@ -579,13 +583,13 @@ export class AdvertService {
     for (const peerId of this.node.getPeers()) {
       const id = peerId.toString()
       const addresses = this.node.getConnections(peerId).map((connection) => connection.remoteAddr.toString())
-      views.set(id, { peerId: id, nodeName: null, addresses, connected: true, volumes: 0, lastSeen: null })
+      views.set(id, { peerId: id, nodeName: null, addresses, listenAddresses: this.listenAddresses.get(id) ?? [], connected: true, volumes: 0, lastSeen: null })
     }
 
     for (const [id, stored] of this.records) {
       let view = views.get(id)
       if (view === undefined) {
-        view = { peerId: id, nodeName: null, addresses: this.lastAddresses.get(id) ?? [], connected: false, volumes: 0, lastSeen: null }
+        view = { peerId: id, nodeName: null, addresses: this.lastAddresses.get(id) ?? [], listenAddresses: this.listenAddresses.get(id) ?? [], connected: false, volumes: 0, lastSeen: null }
         views.set(id, view)
       }
       view.nodeName = stored.record.name
@@ -789,9 +793,7 @@ export class AdvertService {
   private readonly onConnect = (event: CustomEvent<PeerId>): void => {
     const id = event.detail.toString()
     const addresses = this.node.getConnections(event.detail).map((connection) => connection.remoteAddr.toString())
-    this.lastAddresses.delete(id)
-    if (this.lastAddresses.size >= MAX_PEERS) this.lastAddresses.delete(this.lastAddresses.keys().next().value as string)
-    this.lastAddresses.set(id, addresses)
+    remember(this.lastAddresses, id, addresses)
     this.emitChange()
   }
 
@@ -803,6 +805,8 @@ export class AdvertService {
   // protocol after its identify ran (AdvertService started after connecting, without the
   // identify-push service) is not queried, and its records arrive with its next refresh.
   private readonly onIdentify = (event: CustomEvent<IdentifyResult>): void => {
+    remember(this.listenAddresses, event.detail.peerId.toString(), event.detail.listenAddrs.map((address) => address.toString()))
+    this.emitChange()
     if (event.detail.protocols.includes(ADVERT_PROTOCOL)) void this.query(event.detail.peerId)
   }
 
@@ -907,4 +911,11 @@ function sameVolumes(a: SharedVolume[], b: SharedVolume[]): boolean {
       volume.sizeLimitBytes === other.sizeLimitBytes
     )
   })
+}
+
+/** Stores a peer's addresses as the newest entry, dropping the oldest peer beyond MAX_PEERS. */
+function remember(addresses: Map<string, string[]>, peerId: string, list: string[]): void {
+  addresses.delete(peerId)
+  if (addresses.size >= MAX_PEERS) addresses.delete(addresses.keys().next().value as string)
+  addresses.set(peerId, list)
 }

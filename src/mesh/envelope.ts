@@ -73,6 +73,10 @@ export type RejectionCode =
 /** Thrown when a received envelope is rejected; `code` names the reason, one code per reason. */
 export class EnvelopeRejected extends Error {
   override name = 'EnvelopeRejected'
+  /** The operation the rejected envelope names, when the body decoded and the operation is known. */
+  operation: string | null = null
+  /** The volume the rejected envelope names, when the body decoded and this node serves it. */
+  volume: string | null = null
   constructor(
     readonly code: RejectionCode,
     message: string
@@ -175,7 +179,20 @@ export class EnvelopeVerifier {
   verify(wire: Uint8Array, data?: Uint8Array, nowMs = Date.now()): SealEnvelope {
     const { body, signature } = this.unwrap(wire)
     const envelope = this.decodeBody(body)
+    try {
+      this.check(envelope, body, signature, data, nowMs)
+    } catch (error) {
+      // The audit trail names what was asked even when the envelope is refused.
+      if (error instanceof EnvelopeRejected) {
+        if (this.options.operations.has(envelope.op)) error.operation = envelope.op
+        if (this.options.knowsVolume(envelope.volume)) error.volume = envelope.volume
+      }
+      throw error
+    }
+    return envelope
+  }
 
+  private check(envelope: SealEnvelope, body: Uint8Array, signature: Uint8Array, data: Uint8Array | undefined, nowMs: number): void {
     const key = senderKeyOf(envelope.key)
     if (key.peerId !== envelope.from) {
       throw new EnvelopeRejected('KEY_MISMATCH', `sender key belongs to ${key.peerId}, not to the claimed sender ${envelope.from}`)
@@ -194,7 +211,6 @@ export class EnvelopeVerifier {
         throw new EnvelopeRejected('DATA_MISMATCH', 'the data does not match the hash in the envelope')
       }
     }
-    return envelope
   }
 
   private unwrap(wire: Uint8Array): { body: Uint8Array; signature: Uint8Array } {

@@ -148,7 +148,12 @@ export class SealService {
     let envelope: SealEnvelope
     try {
       envelope = this.verifier.verify(wire, data ?? undefined)
-      if (envelope.from !== peer) throw new EnvelopeRejected('SENDER_MISMATCH', `envelope claims to come from ${envelope.from} but arrived from ${peer}`)
+      if (envelope.from !== peer) {
+        const mismatch = new EnvelopeRejected('SENDER_MISMATCH', `envelope claims to come from ${envelope.from} but arrived from ${peer}`)
+        mismatch.operation = envelope.op
+        mismatch.volume = envelope.volume
+        throw mismatch
+      }
     } catch (error) {
       const rejected = error instanceof EnvelopeRejected ? error : new EnvelopeRejected('MALFORMED', String(error))
       this.auditRejected(peer, rejected, started)
@@ -180,11 +185,11 @@ export class SealService {
     void this.options.audit.record({
       time: isoNow(),
       node: this.options.nodeName,
-      volume: null,
+      volume: rejected.volume,
       client: peer,
       uid: null,
       gid: null,
-      procedure: 'seal',
+      procedure: rejected.operation === null ? 'seal' : `seal:${rejected.operation}`,
       path: null,
       target: null,
       offset: null,
@@ -240,8 +245,10 @@ export class SealService {
         length
       })
     }
+    // A request checked twice (rename, link) is allowed by the permits of both checks, or denied
+    // by the policies of the check that failed.
+    mesh.policies = decision.allowed && mesh.decision === 'allow' ? [...new Set([...(mesh.policies ?? []), ...decision.policyIds])] : decision.policyIds
     mesh.decision = decision.allowed ? 'allow' : 'deny'
-    mesh.policies = [...new Set([...(mesh.policies ?? []), ...decision.policyIds])]
     if (!decision.allowed) {
       const by = decision.policyIds.length > 0 ? `policies ${decision.policyIds.join(', ')}` : 'no policy permitting it'
       throw new AccessDenied(`${envelope.op} on ${envelope.volume}:${path} by ${envelope.from} is denied by ${by}`)
@@ -352,8 +359,10 @@ export class SealService {
         const toName = args.string('toName')
         const toDir = await this.node(ctx, toHandle, shared)
         const fromPath = op === 'rename' ? childPath(node, args.string('name')) : node.path()
+        const toPath = childPath(toDir, toName)
+        ctx.target = toPath
         this.authorize(ctx, envelope, shared, fromPath, 0, 0, mesh)
-        this.authorize(ctx, envelope, shared, childPath(toDir, toName), 0, 0, mesh)
+        this.authorize(ctx, envelope, shared, toPath, 0, 0, mesh)
         if (op === 'link') {
           const { attributes } = await fsal.link(ctx, handle, toHandle, Buffer.from(toName, 'utf8'))
           return done({ a: encodeAttributes(attributes) })

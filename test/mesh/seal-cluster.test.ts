@@ -199,7 +199,10 @@ describe('the mesh view', () => {
     expect(volumes.stdout).not.toContain('private')
 
     const peers = await run(process.execPath, [CLI, 'mesh', 'peers', '--config', configOf(cluster.a)])
-    expect(peers.stdout).toMatch(new RegExp(`${cluster.peers.b}\\s+node-b\\s+yes\\s+3\\s+/ip4/127.0.0.1/tcp/`))
+    expect(peers.stdout).toMatch(new RegExp(`${cluster.peers.b}\\s+node-b\\s+yes\\s+3\\s+/ip4/127.0.0.1/tcp/${cluster.b.meshPort}\\s+/ip4/127.0.0.1/tcp/`))
+    // B sees A's listen address from identify, beside the address A's connection came from.
+    const ownerPeers = await run(process.execPath, [CLI, 'mesh', 'peers', '--config', configOf(cluster.b)])
+    expect(ownerPeers.stdout).toMatch(new RegExp(`${cluster.peers.a}\\s+node-a\\s+yes\\s+\\d+\\s+/ip4/127.0.0.1/tcp/${cluster.a.meshPort}\\s`))
 
     fs.writeFileSync(ownerPath('named.txt'), 'found by name\n')
     const byName = await nfsCat(cluster.a.url('by-name', '/named.txt'))
@@ -231,16 +234,23 @@ describe('Cedar policies on the owner decide every remote request', () => {
 
     const aSecret = await runNfsScript(cluster.a.url('remote'), [['read', '/secret.txt', '0', '16']])
     expect(aSecret[0]).toMatchObject({ ok: false, errno: 13 })
+    // A rename is checked for both names: A may move the file, but not to a forbidden name.
+    const aRename = await runNfsScript(cluster.a.url('remote'), [['rename', '/readable.txt', '/secret-copy.txt']])
+    expect(aRename[0]).toMatchObject({ ok: false, errno: 13 })
+    expect(fs.existsSync(ownerPath('readable.txt'))).toBe(true)
+    expect(fs.existsSync(ownerPath('secret-copy.txt'))).toBe(false)
 
     const ownerEvents = await eventually(
       () => cluster.b.auditEvents(),
-      (events) => events.some((event) => event.path === '/secret.txt' && (event.mesh as { decision?: string } | undefined)?.decision === 'deny')
+      (events) => events.some((event) => event.procedure === 'seal:rename' && (event.mesh as { decision?: string } | undefined)?.decision === 'deny')
     )
     const cDenied = ownerEvents.find((event) => event.procedure === 'seal:create' && (event.mesh as { peer: string }).peer === cluster.peers.c)
     expect(cDenied).toMatchObject({ status: 'ACCES', path: '/from-c.txt', mesh: { decision: 'deny', policies: [] } })
     // The forbid covers every action, so the LOOKUP that precedes the read is already refused.
     const secretDenied = ownerEvents.find((event) => event.procedure === 'seal:lookup' && event.path === '/secret.txt')
     expect(secretDenied).toMatchObject({ status: 'ACCES', mesh: { peer: cluster.peers.a, decision: 'deny', policies: ['no-secrets'] } })
+    const renameDenied = ownerEvents.find((event) => event.procedure === 'seal:rename' && event.path === '/readable.txt')
+    expect(renameDenied).toMatchObject({ status: 'ACCES', target: '/secret-copy.txt', mesh: { peer: cluster.peers.a, decision: 'deny', policies: ['no-secrets'] } })
     const allowed = ownerEvents.find((event) => event.procedure === 'seal:read_at' && event.path === '/readable.txt')
     expect(allowed).toMatchObject({ status: 'OK', mesh: { peer: cluster.peers.c, decision: 'allow', policies: ['c-reads'] } })
 
@@ -318,6 +328,14 @@ describe('the owner checks every envelope before policy', () => {
       (found) => found.length >= Object.keys(expected).length
     )
     expect(events.map((event) => (event.mesh as { rejected: string }).rejected).sort()).toEqual(Object.values(expected).sort())
+    // Each event names the operation and the volume as far as the owner could read and knows them.
+    const eventOf = (code: string) => events.find((event) => (event.mesh as { rejected: string }).rejected === code)
+    expect(eventOf('STALE')).toMatchObject({ procedure: 'seal:getattr', volume: 'shared', status: 'ACCES' })
+    expect(eventOf('REPLAYED')).toMatchObject({ procedure: 'seal:getattr', volume: 'shared' })
+    expect(eventOf('DATA_MISMATCH')).toMatchObject({ procedure: 'seal:write_at', volume: 'shared' })
+    expect(eventOf('UNKNOWN_OPERATION')).toMatchObject({ procedure: 'seal', volume: 'shared' })
+    expect(eventOf('UNKNOWN_VOLUME')).toMatchObject({ procedure: 'seal:getattr', volume: null })
+    expect(eventOf('MALFORMED')).toMatchObject({ procedure: 'seal', volume: null })
   })
 })
 
