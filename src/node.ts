@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { Logger } from 'pino'
 import type { NodeConfig, VolumeConfig } from './config/index.js'
 import { mountCommand } from './config/index.js'
-import { resolvesToMetadata } from './config/opendal.js'
+import { opendalServices, resolvesToMetadata } from './config/opendal.js'
 import { AuditSink, isoNow } from './fsal/audit.js'
 import { AegisFsal } from './fsal/fsal.js'
 import { HandleCodec } from './fsal/handle.js'
@@ -20,6 +20,7 @@ import { BufferPool } from './providers/buffer-pool.js'
 import { LocalHostProvider } from './providers/localhost/provider.js'
 import type { StorageProvider } from './providers/provider.js'
 import { SealProvider } from './providers/seal/provider.js'
+import { EgressGuard, routeOpendalThrough } from './providers/opendal/egress-guard.js'
 import { buildOperator, OpendalOptionError, operatorOptions, summarizeOpendalError } from './providers/opendal/operator.js'
 import { OpenDalProvider } from './providers/opendal/provider.js'
 import { SeaweedFsProvider } from './providers/seaweedfs/provider.js'
@@ -100,6 +101,9 @@ export class AegisNode {
   private audit: AuditSink | null = null
   private volumes: Volume[] = []
   private lockPath: string | null = null
+  private egressGuard: EgressGuard | null = null
+  /** Host roots of OpenDAL fs volumes whose root is a reference, by volume name, once resolved. */
+  private readonly resolvedHostRoots = new Map<string, string>()
   private readonly bufferPool = new BufferPool(MAX_TRANSFER_BYTES, 64)
   address: net.AddressInfo | null = null
   /** The node's mesh peer, or null when the configuration has no mesh section. */
@@ -189,6 +193,24 @@ export class AegisNode {
     return new LocalHostProvider({ rootPath: String(volume.config.path), logger, bufferPool: this.bufferPool, readOnly })
   }
 
+  /**
+   * Starts the proxy that OpenDAL's HTTP requests go through, when a volume uses an OpenDAL
+   * service over HTTP. Metadata services stay refused unless a volume sets disable_ec2_metadata or
+   * disable_vm_metadata to "false", and then they are open to every volume of this node.
+   */
+  private async startEgressGuard(): Promise<void> {
+    const overHttp = this.config.volumes.filter((volume) => volume.type === 'opendal' && volume.provider !== 'fs' && volume.provider !== 'memory')
+    if (overHttp.length === 0) return
+    const asksMetadata = (volume: VolumeConfig): boolean => opendalServices[volume.provider!].guards.some((guard) => guard.endsWith('_metadata') && volume.config[guard] === 'false')
+    const optedIn = overHttp.filter(asksMetadata).map((volume) => volume.name)
+    const logger = this.logger.child({ component: 'egress-guard' })
+    if (optedIn.length > 0) {
+      logger.warn({ volumes: optedIn }, 'OpenDAL may reach cloud metadata services, for every volume, because these volumes ask for the node\'s cloud identity')
+    }
+    this.egressGuard = new EgressGuard({ logger, allowMetadata: optedIn.length > 0 })
+    routeOpendalThrough(await this.egressGuard.start())
+  }
+
   private async opendalProvider(volume: VolumeConfig, index: number): Promise<StorageProvider> {
     const service = volume.provider!
     const logger = this.logger.child({ component: 'provider:opendal', volume: volume.name, service })
@@ -200,6 +222,11 @@ export class AegisNode {
       throw this.volumeError(index, `.config.${error.option}`, error.message)
     }
     if (Object.keys(prepared.defaulted).length > 0) logger.info({ defaulted: prepared.defaulted }, 'options set by the node because the volume leaves them out')
+    if (service === 'fs' && isReference(volume.config.root)) {
+      // A root given as a reference is known only now; the message names the reference, not the path.
+      this.checkApartFromDataDir(index, prepared.options.root!, '.config.root', `${String(volume.config.root)} (resolved)`)
+      this.resolvedHostRoots.set(volume.name, prepared.options.root!)
+    }
     // OpenDAL would create a missing fs root with mode 0777, since the node runs with umask 0.
     if (service === 'fs') fs.mkdirSync(prepared.options.root!, { recursive: true, mode: 0o700 })
 
@@ -258,7 +285,7 @@ export class AegisNode {
    * Rejects a hostPath that contains the data directory or lies inside it: its clients could read
    * the handle key, and with it forge handles for every volume, or the audit trail.
    */
-  private checkApartFromDataDir(index: number, hostPath: string, field: string): void {
+  private checkApartFromDataDir(index: number, hostPath: string, field: string, shownAs = hostPath): void {
     const volumeName = this.config.volumes[index].name
     const real = (target: string): string => {
       try {
@@ -273,18 +300,20 @@ export class AegisNode {
 
     const dataDir = real(this.config.dataDir)
     if (overlaps(dataDir)) {
-      throw this.volumeError(index, field, `${hostPath} overlaps the data directory ${this.config.dataDir}, which contains the handle key and the audit trail; choose a directory outside it`)
+      throw this.volumeError(index, field, `${shownAs} overlaps the data directory ${this.config.dataDir}, which contains the handle key and the audit trail; choose a directory outside it`)
     }
     const auditDir = real(path.dirname(this.config.audit.path))
     if (inside(auditDir, volumeRoot)) {
-      throw this.volumeError(index, field, `${hostPath} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
+      throw this.volumeError(index, field, `${shownAs} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
     }
     // Nested volumes would let a client of the outer one bypass the inner one's access mode and quota.
     for (const other of this.config.volumes) {
-      const otherRoot = hostDirectoryOf(other)
+      const otherRoot = hostDirectoryOf(other) ?? this.resolvedHostRoots.get(other.name) ?? null
       if (other.name === volumeName || otherRoot === null) continue
       if (overlaps(real(otherRoot))) {
-        throw this.volumeError(index, field, `${hostPath} overlaps volume ${other.name} (${otherRoot}); volumes stored in host directories must not contain one another`)
+        // A root that came from a reference is not printed.
+        const otherShown = hostDirectoryOf(other) === null ? '' : ` (${otherRoot})`
+        throw this.volumeError(index, field, `${shownAs} overlaps volume ${other.name}${otherShown}; volumes stored in host directories must not contain one another`)
       }
     }
   }
@@ -306,6 +335,8 @@ export class AegisNode {
     } catch (error) {
       await this.mesh?.stop().catch(() => {})
       this.mesh = null
+      await this.egressGuard?.stop().catch(() => {})
+      this.egressGuard = null
       this.unlockDataDir()
       throw error
     }
@@ -316,6 +347,7 @@ export class AegisNode {
     // Modes that clients ask for in CREATE, MKDIR and SETATTR must land as given, not masked.
     process.umask(0)
     if (config.mesh !== null) await this.startMesh()
+    await this.startEgressGuard()
     const providers: StorageProvider[] = []
     for (const [index, volume] of config.volumes.entries()) providers.push(await this.providerFor(volume, index))
     const handles = new HandleCodec(loadHandleKey(config.dataDir))
@@ -443,6 +475,8 @@ export class AegisNode {
     if (this.mesh) await this.mesh.stop()
     this.mesh = null
     for (const volume of this.volumes) await volume.close()
+    if (this.egressGuard) await this.egressGuard.stop()
+    this.egressGuard = null
     if (this.audit) await this.audit.close()
     this.unlockDataDir()
     this.rpc = null

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino'
 
 import { isPlainMap } from '../config/fields.js'
+import type { HostLookup } from '../config/opendal.js'
 import type { VaultConfig } from '../config/secrets.js'
 import type { Environment } from './credentials.js'
 import { SecretResolutionError } from './errors.js'
@@ -23,6 +24,8 @@ export interface SecretResolverOptions {
   retries?: number
   /** Wait before the first retry, in milliseconds, doubling for each further one. */
   retryDelayMs?: number
+  /** Resolves the server's host name for the metadata-service check; the system resolver by default. */
+  lookup?: HostLookup
 }
 
 export const resolverDefaults = {
@@ -53,7 +56,8 @@ export class SecretResolver {
             redactor: this.redactor,
             env: this.env,
             retries: options.retries ?? resolverDefaults.retries,
-            retryDelayMs: options.retryDelayMs ?? resolverDefaults.retryDelayMs
+            retryDelayMs: options.retryDelayMs ?? resolverDefaults.retryDelayMs,
+            lookup: options.lookup
           })
   }
 

@@ -3,10 +3,12 @@
 // fail for reasons that may pass. OpenBao keeps the Vault API: the same paths, the X-Vault-Token
 // header, and an {"errors": [...]} body in every response with status 400 or above.
 
+import { lookup as dnsLookup } from 'node:dns/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import type { Logger } from 'pino'
 
+import { resolvesToMetadata, type HostLookup } from '../config/opendal.js'
 import type { CredentialSource, VaultConfig } from '../config/secrets.js'
 import { CredentialUnavailable, readCredential, type Environment } from './credentials.js'
 import { SecretResolutionError } from './errors.js'
@@ -22,6 +24,8 @@ export interface VaultClientOptions {
   retries: number
   /** Wait before the first retry, in milliseconds, doubling for each further one. */
   retryDelayMs: number
+  /** Resolves the server's host name for the metadata-service check; the system resolver by default. */
+  lookup?: HostLookup
 }
 
 interface VaultResponse {
@@ -78,6 +82,8 @@ export class VaultClient {
   private token: ClientToken | null = null
   /** The login under way, which concurrent reads share. */
   private pendingToken: Promise<ClientToken> | null = null
+  /** The check of the server's host name, run before the first request is sent. */
+  private addressCheck: Promise<void> | null = null
 
   constructor(private readonly options: VaultClientOptions) {
     this.log = options.logger
@@ -95,6 +101,8 @@ export class VaultClient {
    */
   async readSecret(path: string, reference: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
     try {
+      this.addressCheck ??= this.checkAddress()
+      await this.addressCheck
       const apiPath = `${this.options.config.mount}/data/${encodePath(path)}`
       let attempt = await this.readWithToken(apiPath, signal)
       if (attempt.response.status === 403 && (await this.replaceToken(attempt.token))) {
@@ -104,6 +112,18 @@ export class VaultClient {
     } catch (error) {
       if (!(error instanceof VaultFailure)) throw error
       throw new SecretResolutionError({ reference, address: this.address, status: error.status, detail: error.detail }, { cause: error.cause })
+    }
+  }
+
+  /**
+   * Refuses a server whose host name resolves to a cloud metadata service, which would receive the
+   * node's token. The literal addresses are refused when the configuration is read.
+   */
+  private async checkAddress(): Promise<void> {
+    const lookup = this.options.lookup ?? ((hostname: string) => dnsLookup(hostname, { all: true }))
+    const address = await resolvesToMetadata(new URL(this.address).hostname, lookup)
+    if (address !== null) {
+      throw new VaultFailure(null, `the host of ${this.address} resolves to ${address}, a cloud metadata service or a link-local address, so the node's token is not sent there; write the address of the OpenBao or Vault server in secrets.vault.address`)
     }
   }
 

@@ -238,6 +238,19 @@ describe('opendal volumes that cannot start', () => {
     expect(result.output).toContain('secret:dav/nobody/password')
   })
 
+  it('refuse an fs root reference into the data directory', async () => {
+    const dataDir = makeTempDir()
+    const configPath = path.join(dataDir, 'node.yaml')
+    const yaml = 'volumes:\n' + opendalVolume('leaky', 'fs', { root: 'env:FS_ROOT' })
+    fs.writeFileSync(configPath, `node: {name: refused, data_dir: ${dataDir}}\nnfs: {bind: 127.0.0.1, port: 0}\n${yaml}`)
+    const run = await runCli(['serve', '--config', configPath], { FS_ROOT: path.join(dataDir, '.') })
+    const output = run.stdout + run.stderr
+    expect(run.status).not.toBe(0)
+    expect(output).toContain('volume leaky')
+    expect(output).toContain('env:FS_ROOT (resolved) overlaps the data directory')
+    expect(fs.existsSync(path.join(dataDir, 'node.lock'))).toBe(false)
+  })
+
   it('ignore ambient credentials by default', async () => {
     const ambient = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey }
     const guarded = await serve('volumes:\n' + opendalVolume('ambient', 's3', { bucket: s3.bucket, endpoint: s3.endpoint, root: '/ambient/' }), ambient)

@@ -282,6 +282,22 @@ describe('lookup errors', () => {
     expect(fake.requests).toHaveLength(1)
   })
 
+  it('metadata host name refused', async () => {
+    const names: string[] = []
+    const lookup = async (hostname: string) => {
+      names.push(hostname)
+      return [{ address: '169.254.169.254' }]
+    }
+    const vault = vaultConfig(tokenAuth, { address: 'http://vault.internal.test:8200' })
+    const error = await resolutionError(() => makeResolver({ vault, lookup }).resolve(accessKeyReference))
+
+    expect(names).toEqual(['vault.internal.test'])
+    expect(error.message).toContain(accessKeyReference)
+    expect(error.message).toContain('resolves to 169.254.169.254')
+    expect(error.message).not.toContain(rootToken)
+    expect(fake.requests).toHaveLength(0)
+  })
+
   it('no vault configured', async () => {
     const error = await resolutionError(() => makeResolver({ vault: null }).resolve(accessKeyReference))
     expect(error.message).toContain('no secrets.vault server is configured')
