@@ -273,3 +273,25 @@ describe('opendal volumes that cannot start', () => {
     }
   }, 60_000)
 })
+
+describe('opendal volume whose backend goes away', () => {
+  it('logs the failure and answers with IO', async () => {
+    const gone = await startRcloneWebdav()
+    const lonely = await startNodeProcess({
+      name: 'backend-gone',
+      dataDir: makeTempDir(),
+      meshPort: 0,
+      yaml: 'volumes:\n' + opendalVolume('gone', 'webdav', { endpoint: gone.endpoint, username: gone.username, password: gone.password })
+    })
+    try {
+      await gone.stop()
+      const results = await runNfsScript(lonely.url('gone'), [['stat', '/missing-now.txt']])
+      expect(results[0]).toMatchObject({ ok: false, errno: 5 })
+      const logged = await lonely.waitForLog((entry) => entry.msg === 'request failed in the storage backend')
+      expect(logged).toMatchObject({ volume: 'gone', status: 'IO' })
+      expect(String(logged.reason)).toContain(new URL(gone.endpoint).port)
+    } finally {
+      await lonely.stop()
+    }
+  }, 60_000)
+})

@@ -49,12 +49,16 @@ const PROCEDURES: Procedure[] = [
   commit
 ]
 
+const BACKEND_FAILURE_LOG_INTERVAL_MS = 10_000
+
 export class NfsProgram implements RpcProgram {
   readonly program = NFS_PROGRAM
   readonly name = 'nfs'
   readonly minVersion = NFS_VERSION
   readonly maxVersion = NFS_VERSION
   private blockedCount = 0
+  /** Per volume: when a backend failure was last logged, and how many failed since then unlogged. */
+  private readonly failureLog = new Map<string, { loggedAtMs: number; unlogged: number }>()
 
   constructor(
     private readonly state: NfsServerState,
@@ -68,6 +72,26 @@ export class NfsProgram implements RpcProgram {
 
   isNonIdempotent(_version: number, procedure: number): boolean {
     return PROCEDURES[procedure].nonIdempotent
+  }
+
+  /**
+   * Logs a request that failed in the storage backend (IO, JUKEBOX), so that its cause is in the
+   * log and not only in the audit status: one line per volume every 10 s, with the count of
+   * failures in between.
+   */
+  private logBackendFailure(ctx: RequestContext, procedure: string, error: Error, code: Nfsstat3): void {
+    const volume = ctx.volume?.name ?? '-'
+    const nowMs = Date.now()
+    const entry = this.failureLog.get(volume) ?? { loggedAtMs: 0, unlogged: 0 }
+    this.failureLog.set(volume, entry)
+    if (nowMs - entry.loggedAtMs < BACKEND_FAILURE_LOG_INTERVAL_MS) {
+      entry.unlogged++
+      return
+    }
+    const status = statusName(code)
+    this.logger.warn({ volume, procedure, path: ctx.path(), status, reason: error.message, failedSinceLastLine: entry.unlogged }, 'request failed in the storage backend')
+    entry.loggedAtMs = nowMs
+    entry.unlogged = 0
   }
 
   async handle(rpc: RpcCall): Promise<void> {
@@ -87,6 +111,8 @@ export class NfsProgram implements RpcProgram {
       if (code === undefined) {
         this.logger.error({ err: error, procedure: procedure.name, volume: ctx.volume?.name, path: ctx.path() }, 'NFS procedure failed')
         code = Nfsstat3.SERVERFAULT
+      } else if (code === Nfsstat3.IO || code === Nfsstat3.JUKEBOX) {
+        this.logBackendFailure(ctx, procedure.name, error as Error, code)
       }
       status = statusName(code)
       rpc.reply.offset = resultsOffset
