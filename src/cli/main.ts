@@ -17,6 +17,12 @@ import { SecretResolver } from '../secrets/index.js'
 // The pool starts on first use, so this must run before anything touches the file system.
 process.env.UV_THREADPOOL_SIZE ??= '16'
 
+/**
+ * Time a stop may take, uploads of staged OpenDAL data included. Data still staged after it is
+ * uploaded at the next start.
+ */
+const STOP_TIMEOUT_MS = 5 * 60_000
+
 const USAGE = `Usage: aegis-node <command> [options]
 
 Commands:
@@ -87,6 +93,11 @@ async function serve(config: NodeConfig, logLevel: string): Promise<void> {
     if (stopping) return
     stopping = true
     logger.info({ signal }, 'stopping: no new connections, finishing requests in flight')
+    // The timer also keeps the process alive while the stop waits on promises alone.
+    setTimeout(() => {
+      logger.error({ signal, timeoutMs: STOP_TIMEOUT_MS }, 'stop did not finish in time; exiting without a clean stop')
+      process.exit(1)
+    }, STOP_TIMEOUT_MS)
     node.stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -175,6 +186,11 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE)
     return
   }
+
+  // Operands each command takes: a stray word must not start a node on its defaults.
+  const operands: Record<string, number> = { serve: 0, exports: 0, id: 0, mesh: 1, policy: 2 }
+  const extra = positionals.slice(1 + (operands[command] ?? Number.POSITIVE_INFINITY))
+  if (extra.length > 0) fail(`unexpected argument ${JSON.stringify(extra[0])} after "aegis-node ${positionals.slice(0, positionals.length - extra.length).join(' ')}"; options start with --, see aegis-node --help`)
 
   const logLevel = values['log-level'] as string
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) fail(`--log-level ${JSON.stringify(logLevel)} is not a level; use trace, debug, info, warn or error`)

@@ -117,7 +117,8 @@ describe('aegis-node serve', () => {
       header.writeUInt32BE((0x8000_0000 | body.length) >>> 0)
       client.sendRaw(Buffer.concat([header, body]))
     }
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    // Soon enough that some of the data is still unread: the stop must close such a connection too.
+    await new Promise((resolve) => setTimeout(resolve, 2))
     node.child.kill('SIGTERM')
 
     const answered = await Promise.allSettled(replies)
@@ -125,6 +126,10 @@ describe('aegis-node serve', () => {
     expect(statuses.length).toBeGreaterThan(0)
     expect(statuses.every((status) => status === 0)).toBe(true)
     expect(await node.exited).toBe(0)
+    // The stop ran to its end: the audit trail closed and the lock is gone.
+    const messages = node.lines.map((line) => (line.startsWith('{') ? (JSON.parse(line) as { msg?: string }).msg : line))
+    expect(messages, node.lines.slice(-10).join('\n')).toContain('node stopped')
+    expect(fs.existsSync(path.join(dir, 'data/node.lock'))).toBe(false)
 
     // Every write that got a reply is on disk, and each has its audit event.
     const stored = fs.statSync(path.join(dir, 'data/volumes/work/big.bin')).size
@@ -132,6 +137,14 @@ describe('aegis-node serve', () => {
     const events = fs.readFileSync(path.join(dir, 'data/audit.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { procedure: string })
     expect(events.filter((event) => event.procedure === 'WRITE').length).toBeGreaterThanOrEqual(statuses.length)
     client.close()
+  })
+
+  it('rejects a stray argument', () => {
+    for (const args of [['serve', 'extra-arg'], ['exports', 'a'], ['mesh', 'peers', 'x'], ['policy', 'check', 'dir', 'more']]) {
+      const result = run([...args, '--data-dir', makeTempDir()])
+      expect(result.status, args.join(' ')).toBe(2)
+      expect(result.stderr, args.join(' ')).toContain(`unexpected argument ${JSON.stringify(args.at(-1))}`)
+    }
   })
 
   it('refuses a data directory in use', async () => {

@@ -72,6 +72,24 @@ describe('rpc records', () => {
     client.close()
   })
 
+  it('empty fragments sent alone', async () => {
+    const client = await RpcClient.connect(mounted.node.port)
+    client.socket.setNoDelay(true)
+    // Each header arrives in its own read, with nothing else buffered: an empty fragment that
+    // continues a record, then an empty record.
+    client.sendRaw(fragmentHeader(0, false))
+    await delay(50)
+    client.sendRaw(fragmentHeader(0, true))
+    await delay(50)
+    const { xid, body } = client.encodeCall(NFS_PROGRAM, 3, Proc.GETATTR, encode.getattr(mounted.root))
+    const pending = client.reply(xid)
+    client.sendRaw(recordOf(body, 1))
+    const reply = await pending
+    expect(reply.stat).toBe(0)
+    expect(decode.getattr(reply.body).status).toBe('OK')
+    client.close()
+  })
+
   it('call sent byte by byte works', async () => {
     const client = await RpcClient.connect(mounted.node.port)
     const { xid, body } = client.encodeCall(NFS_PROGRAM, 3, Proc.GETATTR, encode.getattr(mounted.root))

@@ -23,6 +23,7 @@ import type { ConnectionInfo, RpcCall, RpcProgram } from './program.js'
 const LAST_FRAGMENT = 0x8000_0000
 const FRAGMENT_LENGTH_MASK = 0x7fff_ffff
 const PADDING = Buffer.alloc(4)
+const EMPTY = Buffer.alloc(0)
 /** Fragments one record may have; clients send one, or a few for very large records. */
 const MAX_FRAGMENTS_PER_RECORD = 1024
 
@@ -288,7 +289,11 @@ class RpcConnection implements ConnectionInfo {
   /** Sends what is queued, then closes; a client that keeps its side open is cut off after a second. */
   end(): void {
     this.socket.end()
-    setTimeout(() => this.socket.destroy(), 1000).unref()
+    // Reading resumes, with the data dropped (reading is off), so that the client's FIN is seen
+    // and the socket closes. The timer keeps the process alive until then.
+    this.socket.resume()
+    const cutOff = setTimeout(() => this.socket.destroy(), 1000)
+    this.socket.once('close', () => clearTimeout(cutOff))
   }
 
   private onData(chunk: Buffer): void {
@@ -354,6 +359,8 @@ class RpcConnection implements ConnectionInfo {
 
   /** Removes `bytes` from the front of the buffered chunks; copies only when they span chunks. */
   private consume(bytes: number): Buffer {
+    // An empty fragment may arrive alone, when nothing else is buffered.
+    if (bytes === 0) return EMPTY
     this.bufferedBytes -= bytes
     const first = this.chunks[0]
     if (first.length > bytes) {
