@@ -222,6 +222,30 @@ describe('read-only volume', () => {
     })
   })
 
+  describe('concurrent writers', () => {
+    it('all get ROFS', async () => {
+      // Eight connections send all their modifying calls before reading any reply.
+      const writers = await Promise.all(Array.from({ length: 8 }, () => Nfs3Client.connect(node.port)))
+      try {
+        const calls: Array<Promise<{ status: string }>> = []
+        for (const [index, writer] of writers.entries()) {
+          const volumeRoot = await writer.mount('/ro')
+          const file = await writer.lookupHandle(volumeRoot, 'data.txt')
+          for (let k = 0; k < 8; k++) {
+            calls.push(writer.write(file, k * 4096, Buffer.alloc(4096, index), StableHow.FILE_SYNC))
+            calls.push(writer.create(volumeRoot, `new-${index}-${k}.txt`))
+            calls.push(writer.remove(volumeRoot, 'data.txt'))
+          }
+        }
+        const statuses = (await Promise.all(calls)).map((result) => result.status)
+        expect(statuses.length).toBe(8 * 8 * 3)
+        expect(statuses.filter((status) => status !== 'ROFS')).toEqual([])
+      } finally {
+        for (const writer of writers) writer.close()
+      }
+    })
+  })
+
   describe('host directory afterwards', () => {
     it('is unchanged', () => {
       expect(diffSnapshots(before, snapshotTree(hostDir))).toEqual([])
