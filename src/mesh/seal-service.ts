@@ -81,6 +81,7 @@ export class SealService {
   /** Serves one long-lived stream from `peer`, responding to each request when it finishes, in any order. */
   private serve(stream: Stream, peer: string): void {
     this.streams.add(stream)
+    this.options.logger.debug({ peer, streams: this.streams.size }, 'SEAL stream opened')
     const writer = new FrameWriter(stream)
     const receiving = new Map<number, { wire: Buffer; assembly: DataAssembly; cancelled: boolean }>()
     const running = new Map<number, { cancelled: boolean }>()

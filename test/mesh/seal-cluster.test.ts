@@ -12,6 +12,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, eventually, freePort, peerIdFor, sealVolumeYaml, startNodeProcess, type NodeProcess } from '../helpers/mesh-cluster.js'
 import { nfsCat, nfsCp, nfsLs, runNfsScript } from '../helpers/nfs-client.js'
+import { Nfs3Client } from '../helpers/nfs3.js'
 import { makeTempDir } from '../helpers/node.js'
 
 const run = promisify(execFile)
@@ -148,6 +149,32 @@ describe('a seal volume served by node A lives on node B', () => {
     expect(results[2].size).toBe(content.length)
     expect(fs.existsSync(ownerPath('upload.bin'))).toBe(false)
     expect(fs.existsSync(ownerPath('dir'))).toBe(false)
+  })
+
+  it('multiplexes concurrent reads on one stream', async () => {
+    const content = randomBytes(64 * 4096)
+    fs.writeFileSync(ownerPath('many.bin'), content)
+    const streamsFromA = (): number => cluster.b.log.filter((line) => line.includes('"SEAL stream opened"') && line.includes(cluster.peers.a)).length
+    const client = await Nfs3Client.connect(cluster.a.nfsPort)
+    try {
+      const root = await client.mount('/remote')
+      const file = await client.lookupHandle(root, 'many.bin')
+      const before = streamsFromA()
+      // 64 READs sent at once on one NFS connection become 64 SEAL requests from A to B.
+      const reads = await Promise.all(Array.from({ length: 64 }, (_, i) => client.read(file, i * 4096, 4096)))
+      expect(reads.map((read) => read.status).filter((status) => status !== 'OK')).toEqual([])
+      expect(Buffer.concat(reads.map((read) => read.data ?? Buffer.alloc(0))).equals(content)).toBe(true)
+      // At most one new stream: the one A keeps to B, if it was not open yet.
+      expect(streamsFromA() - before).toBeLessThanOrEqual(1)
+      expect(streamsFromA()).toBeGreaterThanOrEqual(1)
+    } finally {
+      client.close()
+    }
+    const ownerEvents = await eventually(
+      () => cluster.b.auditEvents().filter((event) => event.procedure === 'seal:read_at' && event.path === '/many.bin'),
+      (events) => events.length >= 64
+    )
+    expect(ownerEvents.length).toBe(64)
   })
 
   it('enforces owner quota and read-only', async () => {
