@@ -294,6 +294,11 @@ describe('Cedar policies on the owner decide every remote request', () => {
   })
 
   it('reloads policies on SIGHUP', async () => {
+    // The stream C keeps to B must survive the reload: a new one would show that it was dropped.
+    const warmUp = await runNfsScript(cluster.c.url('remote'), [['stat', '/']])
+    expect(warmUp[0].ok, JSON.stringify(warmUp)).toBe(true)
+    const streamsFromC = (): number => cluster.b.log.filter((line) => line.includes('"SEAL stream opened"') && line.includes(cluster.peers.c)).length
+    const streamsBefore = streamsFromC()
     const policyFile = path.join(cluster.policyDir, 'c-writes.cedar')
     fs.writeFileSync(policyFile, `@id("c-writes")\npermit (principal == Aegis::Node::"${cluster.peers.c}", action in Aegis::Action::"Write", resource);\n`)
     cluster.b.process.kill('SIGHUP')
@@ -309,6 +314,7 @@ describe('Cedar policies on the owner decide every remote request', () => {
     await cluster.b.waitForLog((entry) => String(entry.msg).startsWith('policy reload failed'))
     const still = await runNfsScript(cluster.c.url('remote'), [['unlink', '/from-c.txt']])
     expect(still[0].ok, JSON.stringify(still)).toBe(true)
+    expect(streamsFromC(), 'streams from C opened across the reloads').toBe(streamsBefore)
     fs.rmSync(path.join(cluster.policyDir, 'broken.cedar'))
     fs.rmSync(policyFile)
   })
