@@ -30,6 +30,12 @@ export interface BackendInspector {
   readFile(path: readonly string[]): Promise<Buffer | null>
   /** Returns the names in a directory, or null when nothing is stored under the path. */
   list(path: readonly string[]): Promise<string[] | null>
+  /**
+   * Stores `data` as a regular file, creating missing directories, as another client of the
+   * backend would. Unlike the paths above, `path` contains the backend's own names, so a provider
+   * that escapes names shows this file under the names it decodes from them.
+   */
+  writeFile(path: readonly string[], data: Buffer): Promise<void>
 }
 
 /** One empty volume on the backend, made for one case. */

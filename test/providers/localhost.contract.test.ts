@@ -24,7 +24,11 @@ function directoryInspector(rootPath: string): BackendInspector {
   const hostPath = (names: readonly string[]) => path.join(rootPath, ...names)
   return {
     readFile: (names) => unlessMissing(() => fs.promises.readFile(hostPath(names))),
-    list: (names) => unlessMissing(() => fs.promises.readdir(hostPath(names)))
+    list: (names) => unlessMissing(() => fs.promises.readdir(hostPath(names))),
+    writeFile: async (names, data) => {
+      await fs.promises.mkdir(hostPath(names.slice(0, -1)), { recursive: true })
+      await fs.promises.writeFile(hostPath(names), data)
+    }
   }
 }
 

@@ -78,6 +78,9 @@ const s3Fixture: ProviderFixture = {
               const trimmed = path.endsWith('/') ? path.slice(0, -1) : path
               return decodeName(trimmed.slice(trimmed.lastIndexOf('/') + 1))
             })
+        },
+        writeFile: async (names, data) => {
+          await bucket.write(names.join('/'), data)
         }
       },
       reopen: async () => provider(),

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Operator } from 'opendal'
 import { pino } from 'pino'
 import { afterAll, beforeAll } from 'vitest'
 import { decodeName, encodeName } from '../../src/providers/opendal/keys.js'
@@ -61,7 +62,12 @@ const webdavFixture: ProviderFixture = {
       provider: provider(),
       inspect: {
         readFile: (names) => orNull(readFile(hostPath(names))),
-        list: async (names) => (await orNull(readdir(hostPath(names))))?.map(decodeName) ?? null
+        list: async (names) => (await orNull(readdir(hostPath(names))))?.map(decodeName) ?? null,
+        // Written through WebDAV by an Operator of its own, because rclone keeps listings in its
+        // directory cache and would not see a file written on disk behind it.
+        writeFile: async (names, data) => {
+          await new Operator('webdav', options).write(names.join('/'), data)
+        }
       },
       reopen: async () => provider(),
       cleanup: async () => {

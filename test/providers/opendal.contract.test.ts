@@ -3,11 +3,11 @@
 // memory service keeps its data per Operator). Neither has links, and gigabyte-sized sparse files
 // would be staged and uploaded whole, so those cases are skipped.
 //
-// OpenDAL trims white space at the ends of a path and the fs service turns "\" into "/", so the
+// OpenDAL trims white space at the ends of a path and the fs service lists "\" as "/", so the
 // provider escapes such characters in keys (src/providers/opendal/keys.ts). The inspectors below
 // escape names the same way to find what the provider stored.
 
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Operator } from 'opendal'
@@ -40,7 +40,11 @@ const fsFixture: ProviderFixture = {
       provider: provider(),
       inspect: {
         readFile: (names) => orNull(readFile(hostPath(names))),
-        list: async (names) => (await orNull(readdir(hostPath(names))))?.map(decodeName) ?? null
+        list: async (names) => (await orNull(readdir(hostPath(names))))?.map(decodeName) ?? null,
+        writeFile: async (names, data) => {
+          await mkdir(join(root, ...names.slice(0, -1)), { recursive: true })
+          await writeFile(join(root, ...names), data)
+        }
       },
       reopen: async () => provider(),
       cleanup: () => rm(baseDir, { recursive: true, force: true })
@@ -72,6 +76,9 @@ const memoryFixture: ProviderFixture = {
               const trimmed = path.endsWith('/') ? path.slice(0, -1) : path
               return decodeName(trimmed.slice(trimmed.lastIndexOf('/') + 1))
             })
+        },
+        writeFile: async (names, data) => {
+          await operator.write(names.join('/'), data)
         }
       },
       reopen: async () => provider(),

@@ -227,6 +227,21 @@ describe('OpenDAL provider requests', () => {
     await rm(baseDir, { recursive: true, force: true })
   })
 
+  it('refuses to move an unreachable key', async () => {
+    // A key with "\\" has no NFS name: a directory move would leave it behind, so it is refused.
+    const memory = new Operator('memory', {})
+    await openProvider({ scheme: 'memory', options: {}, operator: memory })
+    const dir = nodeOf(root, 'dir', await provider.mkdir(root, 'dir', 0o755))
+    await memory.write('dir/back\\slash', Buffer.from('kept'))
+    await memory.write('dir/plain', Buffer.from('plain'))
+    expect(await provider.readdir(dir)).toEqual(['plain'])
+
+    await expect(provider.rename(root, 'dir', root, 'moved')).rejects.toMatchObject({ code: 'NOTSUPP' })
+    expect((await memory.read('dir/back\\slash')).toString()).toBe('kept')
+    expect((await memory.read('dir/plain')).toString()).toBe('plain')
+    expect((await memory.list('/')).map((entry) => entry.path())).not.toContain('moved/')
+  })
+
   it('truncates to 0 without reading the object', async () => {
     await openProvider({ operator: countingOperator(counts, readSizes) })
     const file = await createFile('big')

@@ -12,6 +12,12 @@ import { describeProviderContract, type ProviderFixture } from './contract.js'
 const logger = pino({ level: process.env.AEGIS_TEST_LOG ?? 'silent' })
 let filer: FakeFiler
 
+/** Stores `data` at `path` with a PUT to the filer's HTTP API, which creates missing directories. */
+async function putToFiler(filerUrl: string, path: string, data: Buffer): Promise<void> {
+  const response = await fetch(filerUrl + path.split('/').map(encodeURIComponent).join('/'), { method: 'PUT', body: data })
+  if (!response.ok) throw new Error(`PUT ${path} to the filer failed: HTTP ${response.status} ${await response.text()}`)
+}
+
 beforeAll(async () => {
   filer = await startFakeFiler()
 })
@@ -31,7 +37,8 @@ const seaweedFsFixture: ProviderFixture = {
       provider: provider(),
       inspect: {
         readFile: async (names) => filer.readFile(filerPath(names)) ?? null,
-        list: async (names) => filer.listDirectory(filerPath(names)) ?? null
+        list: async (names) => filer.listDirectory(filerPath(names)) ?? null,
+        writeFile: (names, data) => putToFiler(filer.url, filerPath(names), data)
       },
       reopen: async () => provider(),
       cleanup: async () => {}
@@ -82,7 +89,11 @@ if (realFilerUrl !== undefined) {
       const filerPath = (names: readonly string[]) => [rootPath, ...names].join('/')
       return {
         provider: provider(),
-        inspect: { readFile: (names) => readFromFiler(filerPath(names)), list: (names) => listFiler(filerPath(names)) },
+        inspect: {
+          readFile: (names) => readFromFiler(filerPath(names)),
+          list: (names) => listFiler(filerPath(names)),
+          writeFile: (names, data) => putToFiler(realFilerUrl, filerPath(names), data)
+        },
         reopen: async () => provider(),
         cleanup: async () => {
           await fetch(`${filerUrlOf(rootPath)}?recursive=true`, { method: 'DELETE' })

@@ -18,7 +18,7 @@ import type { FsalNode } from '../../fsal/node.js'
 import { FileAttributes, type CreateMode, type FsStat, type SetAttributes, type SetTime, type StableHow } from '../../fsal/types.js'
 import type { ReadResult, ScanVisitor, StorageProvider, WriteResult } from '../provider.js'
 import { IdMap, prepareStateDir, ROOT_FILE_ID, type ObjectRecord, type ObjectType } from './id-map.js'
-import { childPath, dirKey, fileKey, nameOfKey } from './keys.js'
+import { childPath, dirKey, fileKey, nameOfListedKey } from './keys.js'
 import { listStaged, openStaged, type StagedFile } from './staging.js'
 
 /** Reported by fsstat, because object stores do not report a capacity. */
@@ -515,8 +515,15 @@ export class OpenDalProvider implements StorageProvider {
   }
 
   async readdir(dir: FsalNode): Promise<string[]> {
-    const keys = await this.listKeys(this.pathOf(dir), `readdir ${dir.path()}`)
-    return keys.map(nameOfKey)
+    const dirPath = this.pathOf(dir)
+    const keys = await this.listKeys(dirPath, `readdir ${dir.path()}`)
+    const names: string[] = []
+    for (const key of keys) {
+      const name = nameOfListedKey(dirPath, key)
+      if (name === null) this.logger.debug({ key }, `readdir ${dir.path()}: no name has this key, so the listing leaves it out`)
+      else names.push(name)
+    }
+    return names
   }
 
   async lookupAll(dir: FsalNode, names: readonly string[]): Promise<Array<FileAttributes | null>> {
@@ -785,14 +792,21 @@ export class OpenDalProvider implements StorageProvider {
    * meanwhile see it half moved.
    */
   private async moveDir(fromPath: string, toPath: string, what: string): Promise<void> {
+    const keys = await this.listKeys(fromPath, what)
+    const names = keys.map((key) => nameOfListedKey(fromPath, key))
+    const unreachable = keys.find((_, index) => names[index] === null)
+    if (unreachable !== undefined) {
+      // Moving the rest would leave this object behind under the old name.
+      throw new NotSupported(`${what}: the directory holds the object ${JSON.stringify(unreachable)}, which no NFS name maps to; move or rename it with the storage service's own tools first`)
+    }
     try {
       await this.changing([dirKey(toPath)], () => this.operator.createDir(dirKey(toPath)))
       await this.restrictHostMode(dirKey(toPath), 'dir')
     } catch (error) {
       throw toFsalError(error, what)
     }
-    for (const key of await this.listKeys(fromPath, what)) {
-      const name = nameOfKey(key)
+    for (const [index, key] of keys.entries()) {
+      const name = names[index]!
       if (key.endsWith('/')) await this.moveDir(childPath(fromPath, name), childPath(toPath, name), what)
       else await this.moveFile(childPath(fromPath, name), childPath(toPath, name), what)
     }
@@ -853,7 +867,11 @@ export class OpenDalProvider implements StorageProvider {
         throw error
       }
       for (const key of keys) {
-        const name = nameOfKey(key)
+        const name = nameOfListedKey(dirPath, key)
+        if (name === null) {
+          this.logger.debug({ key }, `scan ${dir.path()}: no name has this key, so the scan skips it`)
+          continue
+        }
         const found = await this.find(childPath(dirPath, name), `scan ${dir.path()}`)
         if (found === null) continue
         const child = visit(dir, name, this.attributesOf(found.record, found.metadata))

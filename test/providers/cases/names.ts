@@ -29,6 +29,13 @@ export const SPECIAL_NAMES: readonly string[] = [
   'line\nbreak'
 ]
 
+/**
+ * Names with "%" as other clients of a backend write them, such as a dataset put straight into a
+ * bucket: a "%" before text that is no escape, one before two hex digits, one before a byte that is
+ * not UTF-8 on its own, and "%25", which percent-decoding reads as "%".
+ */
+const FOREIGN_NAMES: readonly string[] = ['50%_off.csv', '100%41', 'bad%E2.txt', '%25']
+
 function contentOf(name: string): Buffer {
   return Buffer.from(`content of ${JSON.stringify(name)}`)
 }
@@ -67,6 +74,27 @@ export function nameCases(contractCase: DefineCase): void {
         expect(await fs.list(dir.handle), `entries of ${JSON.stringify(name)}`).toEqual([name])
         const file = await fs.lookupPath(name, name)
         expectBytes(await fs.readAll(file.handle), contentOf(name), `content of ${JSON.stringify(name)} inside itself`)
+      }
+    })
+
+    contractCase('names of files written around the provider', { needs: ['inspect'] }, async ({ fs, inspect }) => {
+      const dirName = FOREIGN_NAMES[0].replace('.csv', '')
+      for (const name of FOREIGN_NAMES) await inspect.writeFile([name], contentOf(name))
+      for (const name of FOREIGN_NAMES) await inspect.writeFile([dirName, name], contentOf(`${dirName}/${name}`))
+
+      const listing = await fs.listPaged(fs.root, 1024)
+      expect(listing.names.filter((name) => name !== '.' && name !== '..').sort(), 'names listed').toEqual([...FOREIGN_NAMES, dirName].sort())
+      for (const name of FOREIGN_NAMES) {
+        expect(listing.attributes.get(name)?.sizeBytes, `size of ${JSON.stringify(name)} in the listing`).toBe(contentOf(name).length)
+        const entry = await fs.lookup(fs.root, name)
+        expectBytes(await fs.readAll(entry.handle), contentOf(name), `content of ${JSON.stringify(name)}`)
+      }
+
+      const dir = await fs.lookup(fs.root, dirName)
+      expect(await fs.list(dir.handle), `names listed in ${JSON.stringify(dirName)}`).toEqual([...FOREIGN_NAMES].sort())
+      for (const name of FOREIGN_NAMES) {
+        const entry = await fs.lookupPath(dirName, name)
+        expectBytes(await fs.readAll(entry.handle), contentOf(`${dirName}/${name}`), `content of ${JSON.stringify(name)} in ${JSON.stringify(dirName)}`)
       }
     })
 
