@@ -220,9 +220,10 @@ export class SealService {
   }
 
   /** Asks the policies; a deny is an AccessDenied naming the deciding policies. */
-  private authorize(ctx: RequestContext, envelope: SealEnvelope, shared: SharedVolume, path: string, offset: number, length: number, mesh: MeshAudit): void {
+  private authorize(ctx: RequestContext, envelope: SealEnvelope, shared: SharedVolume, path: string, offset: number, length: number, mesh: MeshAudit, isTarget = false): void {
     // A denied request never reaches AegisFSAL, so the audit event takes what was asked from here.
-    if (ctx.name === null && ctx.path() !== path) ctx.name = path.slice(path.lastIndexOf('/') + 1)
+    // The second path of rename and link is in ctx.target already.
+    if (!isTarget && ctx.name === null && ctx.path() !== path) ctx.name = path.slice(path.lastIndexOf('/') + 1)
     if (offset !== 0 || length !== 0) {
       ctx.offset = offset
       ctx.length = length
@@ -363,7 +364,7 @@ export class SealService {
         const toPath = childPath(toDir, toName)
         ctx.target = toPath
         this.authorize(ctx, envelope, shared, fromPath, 0, 0, mesh)
-        this.authorize(ctx, envelope, shared, toPath, 0, 0, mesh)
+        this.authorize(ctx, envelope, shared, toPath, 0, 0, mesh, true)
         if (op === 'link') {
           const { attributes } = await fsal.link(ctx, handle, toHandle, Buffer.from(toName, 'utf8'))
           return done({ a: encodeAttributes(attributes) })

@@ -266,10 +266,12 @@ describe('Cedar policies on the owner decide every remote request', () => {
     expect(aRename[0]).toMatchObject({ ok: false, errno: 13 })
     expect(fs.existsSync(ownerPath('readable.txt'))).toBe(true)
     expect(fs.existsSync(ownerPath('secret-copy.txt'))).toBe(false)
+    const aLink = await runNfsScript(cluster.a.url('remote'), [['link', '/readable.txt', '/secret-link.txt']])
+    expect(aLink[0]).toMatchObject({ ok: false, errno: 13 })
 
     const ownerEvents = await eventually(
       () => cluster.b.auditEvents(),
-      (events) => events.some((event) => event.procedure === 'seal:rename' && (event.mesh as { decision?: string } | undefined)?.decision === 'deny')
+      (events) => events.some((event) => event.procedure === 'seal:link' && (event.mesh as { decision?: string } | undefined)?.decision === 'deny')
     )
     const cDenied = ownerEvents.find((event) => event.procedure === 'seal:create' && (event.mesh as { peer: string }).peer === cluster.peers.c)
     expect(cDenied).toMatchObject({ status: 'ACCES', path: '/from-c.txt', mesh: { decision: 'deny', policies: [] } })
@@ -278,6 +280,8 @@ describe('Cedar policies on the owner decide every remote request', () => {
     expect(secretDenied).toMatchObject({ status: 'ACCES', mesh: { peer: cluster.peers.a, decision: 'deny', policies: ['no-secrets'] } })
     const renameDenied = ownerEvents.find((event) => event.procedure === 'seal:rename' && event.path === '/readable.txt')
     expect(renameDenied).toMatchObject({ status: 'ACCES', target: '/secret-copy.txt', mesh: { peer: cluster.peers.a, decision: 'deny', policies: ['no-secrets'] } })
+    const linkDenied = ownerEvents.find((event) => event.procedure === 'seal:link')
+    expect(linkDenied).toMatchObject({ status: 'ACCES', path: '/readable.txt', target: '/secret-link.txt', mesh: { decision: 'deny', policies: ['no-secrets'] } })
     const allowed = ownerEvents.find((event) => event.procedure === 'seal:read_at' && event.path === '/readable.txt')
     expect(allowed).toMatchObject({ status: 'OK', mesh: { peer: cluster.peers.c, decision: 'allow', policies: ['c-reads'] } })
 

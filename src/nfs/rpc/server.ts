@@ -121,7 +121,8 @@ export class RpcServer {
         writeDeniedAuth(writer, xid, error.stat)
         send(writer.bytes(), null, null)
       } else {
-        this.logger.warn({ client: connection.remoteAddress, err: error }, 'malformed RPC call header; record dropped')
+        // Debug level and no stack: a client can send such records as fast as it likes.
+        this.logger.debug({ client: connection.remoteAddress, reason: (error as Error).message }, 'malformed RPC call header; record dropped')
       }
       done()
       return
