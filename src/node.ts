@@ -228,7 +228,14 @@ export class AegisNode {
       this.resolvedHostRoots.set(volume.name, prepared.options.root!)
     }
     // OpenDAL would create a missing fs root with mode 0777, since the node runs with umask 0.
-    if (service === 'fs') fs.mkdirSync(prepared.options.root!, { recursive: true, mode: 0o700 })
+    if (service === 'fs') {
+      try {
+        fs.mkdirSync(prepared.options.root!, { recursive: true, mode: 0o700 })
+      } catch (error) {
+        const shown = isReference(volume.config.root) ? String(volume.config.root) : prepared.options.root!
+        throw this.volumeError(index, '.config.root', `${shown} cannot be used as the root directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give a directory, or a path where one can be created`)
+      }
+    }
 
     let operator
     try {
@@ -287,11 +294,20 @@ export class AegisNode {
    */
   private checkApartFromDataDir(index: number, hostPath: string, field: string, shownAs = hostPath): void {
     const volumeName = this.config.volumes[index].name
+    // A path that does not exist yet is resolved through its nearest existing ancestor, so that
+    // a symbolic link above it cannot hide where it will be created.
     const real = (target: string): string => {
-      try {
-        return fs.realpathSync(target)
-      } catch {
-        return path.resolve(target)
+      const missing: string[] = []
+      let existing = path.resolve(target)
+      for (;;) {
+        try {
+          return path.join(fs.realpathSync(existing), ...missing.reverse())
+        } catch {
+          const parent = path.dirname(existing)
+          if (parent === existing) return path.resolve(target)
+          missing.push(path.basename(existing))
+          existing = parent
+        }
       }
     }
     const volumeRoot = real(hostPath)
@@ -303,7 +319,7 @@ export class AegisNode {
       throw this.volumeError(index, field, `${shownAs} overlaps the data directory ${this.config.dataDir}, which contains the handle key and the audit trail; choose a directory outside it`)
     }
     const auditDir = real(path.dirname(this.config.audit.path))
-    if (inside(auditDir, volumeRoot)) {
+    if (inside(auditDir, volumeRoot) || inside(volumeRoot, real(this.config.audit.path))) {
       throw this.volumeError(index, field, `${shownAs} contains the audit trail ${this.config.audit.path}; move audit.path outside the volume`)
     }
     // Nested volumes would let a client of the outer one bypass the inner one's access mode and quota.

@@ -251,6 +251,27 @@ describe('opendal volumes that cannot start', () => {
     expect(fs.existsSync(path.join(dataDir, 'node.lock'))).toBe(false)
   })
 
+  it('refuse a root through a link or on a file', async () => {
+    const dataDir = makeTempDir()
+    const outside = makeTempDir()
+    fs.symlinkSync(dataDir, path.join(outside, 'link'))
+    fs.writeFileSync(path.join(outside, 'file.txt'), 'not a directory\n')
+    const cases: Array<[string, string]> = [
+      [path.join(outside, 'link', 'new-root'), 'overlaps the data directory'],
+      [path.join(outside, 'file.txt'), 'cannot be used as the root directory']
+    ]
+    for (const [root, expected] of cases) {
+      const configPath = path.join(outside, 'node.yaml')
+      fs.writeFileSync(configPath, `node: {name: refused, data_dir: ${dataDir}}\nnfs: {bind: 127.0.0.1, port: 0}\nvolumes:\n` + opendalVolume('rooted', 'fs', { root }))
+      const run = await runCli(['serve', '--config', configPath], {})
+      const output = run.stdout + run.stderr
+      expect(run.status, root).toBe(2)
+      expect(output, root).toContain('volume rooted')
+      expect(output, root).toContain(expected)
+    }
+    expect(fs.existsSync(path.join(dataDir, 'new-root'))).toBe(false)
+  })
+
   it('ignore ambient credentials by default', async () => {
     const ambient = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey }
     const guarded = await serve('volumes:\n' + opendalVolume('ambient', 's3', { bucket: s3.bucket, endpoint: s3.endpoint, root: '/ambient/' }), ambient)

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { EgressGuard } from '../../src/providers/opendal/egress-guard.js'
 
-const logger = pino({ level: 'silent' })
+const logged: string[] = []
+const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) })
 let upstream: http.Server
 let upstreamPort: number
 const upstreamRequests: string[] = []
@@ -127,6 +128,21 @@ describe('egress guard', () => {
     expect(tunnel.status).toBe('HTTP/1.1 403 Forbidden')
     expect(guard.rejectedCount).toBe(before.rejected + 2 * cases.length + 1)
     expect(upstreamRequests.length).toBe(before.requests)
+  })
+
+  it('logs an unreachable server once', async () => {
+    const closed = net.createServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as net.AddressInfo).port
+    await new Promise<void>((resolve) => closed.close(() => resolve()))
+
+    const first = await viaProxy(`http://127.0.0.1:${port}/bucket`, credentials())
+    const second = await viaProxy(`http://127.0.0.1:${port}/bucket`, credentials())
+    expect(first.status).toBe(502)
+    expect(second.status).toBe(502)
+    const lines = logged.filter((line) => line.includes('storage server unreachable') && line.includes(`"port":${port}`))
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toContain('ECONNREFUSED')
   })
 
   it('rejects names resolving to metadata', async () => {

@@ -46,6 +46,8 @@ export class EgressGuard {
   rejectedCount = 0
   /** Requests rejected because they lack the proxy credentials. */
   unauthorizedCount = 0
+  /** When an unreachable storage server was last logged, by host:port. */
+  private readonly upstreamFailureLoggedAt = new Map<string, number>()
 
   constructor(private readonly options: EgressGuardOptions) {
     this.lookup = options.lookup ?? ((hostname) => dnsLookup(hostname, { all: true }))
@@ -90,11 +92,26 @@ export class EgressGuard {
       this.rejectMetadata(host, port, host, request)
       return { status: 403, reason: `${host} is a cloud metadata service or a link-local address` }
     }
+    // NOTE: a redirect to https on another host arrives as CONNECT with the credentials, so it
+    // passes unless that host is a metadata service.
     const given = Buffer.from(request.headers['proxy-authorization'] ?? '')
     if (given.length === this.expectedAuthorization.length && timingSafeEqual(given, this.expectedAuthorization)) return null
     this.unauthorizedCount++
     this.options.logger.warn({ host, port, method: request.method }, 'request without the proxy credentials rejected; OpenDAL sends none after a redirect to another host')
     return { status: 407, reason: 'proxy credentials missing' }
+  }
+
+  /**
+   * Logs a storage server the proxy could not reach, because OpenDAL reports only the proxy's
+   * HTTP 502: one line per server every 10 s.
+   */
+  private logUpstreamFailure(host: string, port: number, error: Error): void {
+    const server = `${host}:${port}`
+    const nowMs = Date.now()
+    if (nowMs - (this.upstreamFailureLoggedAt.get(server) ?? 0) < 10_000) return
+    if (this.upstreamFailureLoggedAt.size >= 1024) this.upstreamFailureLoggedAt.clear()
+    this.upstreamFailureLoggedAt.set(server, nowMs)
+    this.options.logger.warn({ host, port, reason: error.message }, 'storage server unreachable; OpenDAL sees HTTP 502 from the egress proxy')
   }
 
   private rejectMetadata(host: string, port: number, address: string, request: http.IncomingMessage): void {
@@ -150,6 +167,7 @@ export class EgressGuard {
       reply.pipe(response)
     })
     upstream.on('error', (error) => {
+      this.logUpstreamFailure(host, port, error)
       if (!response.headersSent) response.writeHead(502).end(error.message)
       else response.destroy(error)
     })
@@ -192,7 +210,8 @@ export class EgressGuard {
       this.tunnels.delete(socket)
       upstream.destroy()
     })
-    upstream.on('error', () => {
+    upstream.on('error', (error) => {
+      if (!connected) this.logUpstreamFailure(host, port, error)
       if (connected) socket.destroy()
       else socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n')
     })
