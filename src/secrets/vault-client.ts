@@ -118,6 +118,8 @@ export class VaultClient {
   /**
    * Refuses a server whose host name resolves to a cloud metadata service, which would receive the
    * node's token. The literal addresses are refused when the configuration is read.
+   * NOTE: the name is checked once, and fetch resolves it again for each connection, so a DNS
+   * answer that changes to a metadata address after the check is not caught.
    */
   private async checkAddress(): Promise<void> {
     const lookup = this.options.lookup ?? ((hostname: string) => dnsLookup(hostname, { all: true }))
