@@ -232,8 +232,8 @@ export class AegisNode {
       try {
         fs.mkdirSync(prepared.options.root!, { recursive: true, mode: 0o700 })
       } catch (error) {
-        const shown = isReference(volume.config.root) ? String(volume.config.root) : prepared.options.root!
-        throw this.volumeError(index, '.config.root', `${shown} cannot be used as the root directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give a directory, or a path where one can be created`)
+        const rootInMessage = isReference(volume.config.root) ? String(volume.config.root) : prepared.options.root!
+        throw this.volumeError(index, '.config.root', `${rootInMessage} cannot be used as the root directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give a directory, or a path where one can be created`)
       }
     }
 

@@ -22,6 +22,7 @@ import { decode, encode } from 'cbor-x'
 import type { Logger } from 'pino'
 import { EnvelopeRejected, senderKeyOf, signedWire, type SealIdentity } from './envelope.js'
 import type { MeshNode } from './libp2p.js'
+import { RepeatLimiter } from '../repeat-limiter.js'
 
 export const ADVERT_TOPIC = 'aegis/volumes/1'
 export const ADVERT_PROTOCOL = '/aegis/adverts/1.0.0'
@@ -369,24 +370,6 @@ type AcceptOutcome = 'accepted' | 'duplicate' | 'own' | AdvertRejectionCode
 /** Outcomes after which gossipsub drops the message and counts it against the sender. */
 const REJECT_ON_GOSSIP = new Set<AcceptOutcome>(['MALFORMED', 'OVERSIZED', 'KEY_MISMATCH', 'BAD_SIGNATURE', 'FROM_FUTURE'])
 
-/** Counts repeats of each key and admits one log line per key and interval. */
-class RepeatLimiter {
-  private readonly seen = new Map<string, { loggedAt: number; suppressed: number }>()
-
-  constructor(private readonly intervalMs: number) {}
-
-  /** Returns the count of repeats suppressed since the last admitted one, or null to stay quiet. */
-  admit(key: string, nowMs: number): number | null {
-    const entry = this.seen.get(key)
-    if (entry !== undefined && nowMs - entry.loggedAt < this.intervalMs) {
-      entry.suppressed++
-      return null
-    }
-    const suppressed = entry?.suppressed ?? 0
-    this.seen.set(key, { loggedAt: nowMs, suppressed: 0 })
-    return suppressed
-  }
-}
 
 /**
  * Returns a Buffer view of the same bytes. cbor-x writes a Buffer as a plain CBOR byte string

@@ -297,22 +297,22 @@ describe('opendal volumes that cannot start', () => {
 
 describe('opendal volume whose backend goes away', () => {
   it('logs the failure and answers with IO', async () => {
-    const gone = await startRcloneWebdav()
-    const lonely = await startNodeProcess({
+    const stoppedDav = await startRcloneWebdav()
+    const isolated = await startNodeProcess({
       name: 'backend-gone',
       dataDir: makeTempDir(),
       meshPort: 0,
-      yaml: 'volumes:\n' + opendalVolume('gone', 'webdav', { endpoint: gone.endpoint, username: gone.username, password: gone.password })
+      yaml: 'volumes:\n' + opendalVolume('gone', 'webdav', { endpoint: stoppedDav.endpoint, username: stoppedDav.username, password: stoppedDav.password })
     })
     try {
-      await gone.stop()
-      const results = await runNfsScript(lonely.url('gone'), [['stat', '/missing-now.txt']])
+      await stoppedDav.stop()
+      const results = await runNfsScript(isolated.url('gone'), [['stat', '/missing-now.txt']])
       expect(results[0]).toMatchObject({ ok: false, errno: 5 })
-      const logged = await lonely.waitForLog((entry) => entry.msg === 'request failed in the storage backend')
+      const logged = await isolated.waitForLog((entry) => entry.msg === 'request failed in the storage backend')
       expect(logged).toMatchObject({ volume: 'gone', status: 'IO' })
-      expect(String(logged.reason)).toContain(new URL(gone.endpoint).port)
+      expect(String(logged.reason)).toContain(new URL(stoppedDav.endpoint).port)
     } finally {
-      await lonely.stop()
+      await isolated.stop()
     }
   }, 60_000)
 })

@@ -227,7 +227,7 @@ describe('the mesh view', () => {
 
     const peers = await run(process.execPath, [CLI, 'mesh', 'peers', '--config', configOf(cluster.a)])
     expect(peers.stdout).toMatch(new RegExp(`${cluster.peers.b}\\s+node-b\\s+yes\\s+3\\s+/ip4/127.0.0.1/tcp/${cluster.b.meshPort}\\s+/ip4/127.0.0.1/tcp/`))
-    // B sees A's listen address from identify, beside the address A's connection came from.
+    // B lists A's listen address from identify, beside the address A's connection came from.
     const ownerPeers = await run(process.execPath, [CLI, 'mesh', 'peers', '--config', configOf(cluster.b)])
     expect(ownerPeers.stdout).toMatch(new RegExp(`${cluster.peers.a}\\s+node-a\\s+yes\\s+\\d+\\s+/ip4/127.0.0.1/tcp/${cluster.a.meshPort}\\s`))
 
@@ -365,7 +365,7 @@ describe('the owner checks every envelope before policy', () => {
       (found) => found.length >= Object.keys(expected).length
     )
     expect(events.map((event) => (event.mesh as { rejected: string }).rejected).sort()).toEqual(Object.values(expected).sort())
-    // Each event names the operation and the volume as far as the owner could read and knows them.
+    // Each event names the operation and the volume where the owner could decode them and serves the volume.
     const eventOf = (code: string) => events.find((event) => (event.mesh as { rejected: string }).rejected === code)
     expect(eventOf('STALE')).toMatchObject({ procedure: 'seal:getattr', volume: 'shared', status: 'ACCES' })
     expect(eventOf('REPLAYED')).toMatchObject({ procedure: 'seal:getattr', volume: 'shared' })

@@ -1,7 +1,7 @@
 // A directory of 5,000 objects in s3rver, paged through AegisFsal.readdir. The contract suite
-// creates its 5,000 entries through the provider, which s3rver makes quadratic (see its fixture in
-// opendal-s3.contract.test.ts), so here the objects are put straight into the bucket, as another
-// S3 client would, and only the listing goes through the provider.
+// creates its 5,000 entries through the provider, which takes quadratic time in s3rver (see its
+// fixture in opendal-s3.contract.test.ts). Here the objects are put straight into the bucket, as
+// another S3 client would, and only the listing goes through the provider.
 
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'

@@ -12,6 +12,7 @@ import { commit, read, write } from './data.js'
 import { create, link, lookup, mkdir, mknod, readlink, remove, rename, rmdir, symlink } from './names.js'
 import type { NfsServerState, Procedure } from './procedure.js'
 import { readdir, readdirplus } from './readdir.js'
+import { RepeatLimiter } from '../../repeat-limiter.js'
 
 export const NFS_PROGRAM = 100003
 export const NFS_VERSION = 3
@@ -57,8 +58,8 @@ export class NfsProgram implements RpcProgram {
   readonly minVersion = NFS_VERSION
   readonly maxVersion = NFS_VERSION
   private blockedCount = 0
-  /** Per volume: when a backend failure was last logged, and how many failed since then unlogged. */
-  private readonly failureLog = new Map<string, { loggedAtMs: number; unlogged: number }>()
+  /** Backend failures logged per volume. */
+  private readonly failureLog = new RepeatLimiter(BACKEND_FAILURE_LOG_INTERVAL_MS)
 
   constructor(
     private readonly state: NfsServerState,
@@ -81,17 +82,10 @@ export class NfsProgram implements RpcProgram {
    */
   private logBackendFailure(ctx: RequestContext, procedure: string, error: Error, code: Nfsstat3): void {
     const volume = ctx.volume?.name ?? '-'
-    const nowMs = Date.now()
-    const entry = this.failureLog.get(volume) ?? { loggedAtMs: 0, unlogged: 0 }
-    this.failureLog.set(volume, entry)
-    if (nowMs - entry.loggedAtMs < BACKEND_FAILURE_LOG_INTERVAL_MS) {
-      entry.unlogged++
-      return
-    }
+    const suppressed = this.failureLog.admit(volume, Date.now())
+    if (suppressed === null) return
     const status = statusName(code)
-    this.logger.warn({ volume, procedure, path: ctx.path(), status, reason: error.message, failedSinceLastLine: entry.unlogged }, 'request failed in the storage backend')
-    entry.loggedAtMs = nowMs
-    entry.unlogged = 0
+    this.logger.warn({ volume, procedure, path: ctx.path(), status, reason: error.message, failedSinceLastLine: suppressed }, 'request failed in the storage backend')
   }
 
   async handle(rpc: RpcCall): Promise<void> {

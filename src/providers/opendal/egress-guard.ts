@@ -18,6 +18,7 @@ import net from 'node:net'
 import type { Logger } from 'pino'
 
 import { isMetadataHost, type HostLookup } from '../../config/opendal.js'
+import { RepeatLimiter } from '../../repeat-limiter.js'
 
 /** Headers that describe one connection and are not forwarded (RFC 9110, section 7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'upgrade'])
@@ -46,8 +47,8 @@ export class EgressGuard {
   rejectedCount = 0
   /** Requests rejected because they lack the proxy credentials. */
   unauthorizedCount = 0
-  /** When an unreachable storage server was last logged, by host:port. */
-  private readonly upstreamFailureLoggedAt = new Map<string, number>()
+  /** Unreachable storage servers logged, by host:port. */
+  private readonly upstreamFailureLog = new RepeatLimiter(10_000, 1024)
 
   constructor(private readonly options: EgressGuardOptions) {
     this.lookup = options.lookup ?? ((hostname) => dnsLookup(hostname, { all: true }))
@@ -94,8 +95,8 @@ export class EgressGuard {
     }
     // NOTE: a redirect to https on another host arrives as CONNECT with the credentials, so it
     // passes unless that host is a metadata service.
-    const given = Buffer.from(request.headers['proxy-authorization'] ?? '')
-    if (given.length === this.expectedAuthorization.length && timingSafeEqual(given, this.expectedAuthorization)) return null
+    const presented = Buffer.from(request.headers['proxy-authorization'] ?? '')
+    if (presented.length === this.expectedAuthorization.length && timingSafeEqual(presented, this.expectedAuthorization)) return null
     this.unauthorizedCount++
     this.options.logger.warn({ host, port, method: request.method }, 'request without the proxy credentials rejected; OpenDAL sends none after a redirect to another host')
     return { status: 407, reason: 'proxy credentials missing' }
@@ -106,12 +107,9 @@ export class EgressGuard {
    * HTTP 502: one line per server every 10 s.
    */
   private logUpstreamFailure(host: string, port: number, error: Error): void {
-    const server = `${host}:${port}`
-    const nowMs = Date.now()
-    if (nowMs - (this.upstreamFailureLoggedAt.get(server) ?? 0) < 10_000) return
-    if (this.upstreamFailureLoggedAt.size >= 1024) this.upstreamFailureLoggedAt.clear()
-    this.upstreamFailureLoggedAt.set(server, nowMs)
-    this.options.logger.warn({ host, port, reason: error.message }, 'storage server unreachable; OpenDAL sees HTTP 502 from the egress proxy')
+    const suppressed = this.upstreamFailureLog.admit(`${host}:${port}`, Date.now())
+    if (suppressed === null) return
+    this.options.logger.warn({ host, port, reason: error.message, failedSinceLastLine: suppressed }, 'storage server unreachable; OpenDAL gets HTTP 502 from the egress proxy')
   }
 
   private rejectMetadata(host: string, port: number, address: string, request: http.IncomingMessage): void {
